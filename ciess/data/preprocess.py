@@ -1,0 +1,108 @@
+"""Turn verified source files into one interaction table with contiguous ids (protocol.md §2).
+
+Output rows keep the source-file order (ML: file order; Yelp2018: train.txt rows then test.txt
+rows), which the per-user split relies on. Ids are mapped to 0..U-1 and 0..I-1 in ascending order
+of the original id, over the whole dataset.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+# The first line of ml-1m/ratings.dat (1::1193::5::978300760), which the official CIESS code drops
+# by reading the file with header=0. In the derived stand-in the same rating is user 1, item_idx 1105
+# (shared/data/PROVENANCE.md, "Note for CIESS reproduction").
+ML1M_FIRST_RATING = {"official": (1, 1193), "derived_uir": (1, 1105)}
+
+
+def _parse_ratings_dat(raw: bytes) -> pd.DataFrame:
+    text = raw.replace(b"::", b"\t")
+    df = pd.read_csv(io.BytesIO(text), sep="\t", header=None,
+                     names=["user", "item", "rating", "timestamp"], dtype=np.int64)
+    return df[["user", "item", "rating"]]
+
+
+def parse_movielens(source_dir: Path, form: str, files: list[str]) -> pd.DataFrame:
+    (relpath,) = files
+    path = source_dir / relpath
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as zf:
+            return _parse_ratings_dat(zf.read("ml-1m/ratings.dat"))
+    if path.name == "ratings.dat":
+        return _parse_ratings_dat(path.read_bytes())
+    if path.name.endswith(".tsv.gz"):
+        with gzip.open(path, "rb") as fh:
+            df = pd.read_csv(fh, sep="\t", dtype=np.int64)
+        return df.rename(columns={"user_id": "user", "item_idx": "item"})[["user", "item", "rating"]]
+    if path.suffix == ".inter":
+        df = pd.read_csv(path, sep="\t")
+        df.columns = [c.split(":")[0] for c in df.columns]
+        return df.rename(columns={"user_id": "user", "item_id": "item"})[["user", "item", "rating"]]
+    if path.name == "u.data":
+        return pd.read_csv(path, sep="\t", header=None, names=["user", "item", "rating", "ts"],
+                           dtype=np.int64)[["user", "item", "rating"]]
+    raise ValueError(f"{path}: no MovieLens parser for this file name")
+
+
+def parse_lightgcn_adjacency(source_dir: Path, form: str, files: list[str]) -> pd.DataFrame:
+    """``uid item item ...`` per line; files concatenated in catalog order (train, then test)."""
+    users, items = [], []
+    for relpath in files:
+        path = source_dir / relpath
+        with open(path) as fh:
+            for lineno, line in enumerate(fh, 1):
+                parts = line.split()
+                if not parts:
+                    continue
+                try:
+                    ids = [int(p) for p in parts]
+                except ValueError as exc:
+                    raise ValueError(f"{path}:{lineno}: not an integer list: {line[:80]!r}") from exc
+                users.extend([ids[0]] * (len(ids) - 1))
+                items.extend(ids[1:])
+    return pd.DataFrame({"user": np.asarray(users, np.int64), "item": np.asarray(items, np.int64)})
+
+
+PARSERS = {"movielens": parse_movielens, "lightgcn_adjacency": parse_lightgcn_adjacency}
+
+
+def drop_ml1m_first_rating(df: pd.DataFrame, form: str) -> pd.DataFrame:
+    """Reproduce the official code's ``header=0`` read, which loses the first rating."""
+    user, item = ML1M_FIRST_RATING["derived_uir" if form == "derived_uir" else "official"]
+    hit = np.flatnonzero((df["user"].to_numpy() == user) & (df["item"].to_numpy() == item))
+    if len(hit) != 1:
+        raise ValueError(f"ml-1m first rating ({user}, {item}) not found exactly once")
+    if form != "derived_uir" and hit[0] != 0:
+        raise ValueError("ml-1m: the first line of ratings.dat is not the expected 1::1193")
+    return df.drop(index=df.index[hit[0]]).reset_index(drop=True)
+
+
+def preprocess(raw: pd.DataFrame, drop_duplicates: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Positives only, optional de-duplication, contiguous ids by ascending original id."""
+    n_raw = len(raw)
+    if "rating" in raw:
+        raw = raw[raw["rating"] > 0]
+    n_dup = int(raw.duplicated(["user", "item"]).sum())
+    if drop_duplicates and n_dup:
+        raw = raw.drop_duplicates(["user", "item"], keep="first")
+    user_ids = np.unique(raw["user"].to_numpy())
+    item_ids = np.unique(raw["item"].to_numpy())
+    table = pd.DataFrame({
+        "user_id": np.searchsorted(user_ids, raw["user"].to_numpy()),
+        "item_id": np.searchsorted(item_ids, raw["item"].to_numpy()),
+    })
+    n_users, n_items, n = len(user_ids), len(item_ids), len(table)
+    stats = {
+        "users": int(n_users), "items": int(n_items), "interactions": int(n),
+        "density": n / (n_users * n_items), "raw_rows": int(n_raw),
+        "duplicates_found": n_dup, "duplicates_dropped": n_dup if drop_duplicates else 0,
+    }
+    return table.reset_index(drop=True), stats

@@ -1,0 +1,68 @@
+"""Atomic file writing and checksums, shared by every rule.
+
+Every output is written to a temporary file in the destination folder and renamed into place,
+so a killed or failed step never leaves a half-written file that Snakemake would accept.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+CHUNK = 1 << 20
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | os.PathLike):
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def file_digests(path: str | os.PathLike, algorithms=("sha256",)) -> dict[str, str]:
+    """Digests of a file. ``git_blob`` is git's blob id: sha1 of ``b"blob <size>\\0" + content``."""
+    path = Path(path)
+    hashers = {}
+    for name in algorithms:
+        if name == "git_blob":
+            h = hashlib.sha1()
+            h.update(f"blob {path.stat().st_size}\0".encode())
+            hashers[name] = h
+        else:
+            hashers[name] = hashlib.new(name)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            for h in hashers.values():
+                h.update(chunk)
+    return {name: h.hexdigest() for name, h in hashers.items()}
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    return file_digests(path)["sha256"]

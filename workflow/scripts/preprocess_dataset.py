@@ -1,0 +1,27 @@
+"""Rule preprocess_dataset: source files -> one interaction table + stats JSON."""
+from pathlib import Path
+
+from ciess.data.fetch import load_catalog, verify_fetched
+from ciess.data.preprocess import PARSERS, drop_ml1m_first_rating, preprocess
+from ciess.io import atomic_path, write_json
+from ciess.logs import setup_rule_logging
+
+log = setup_rule_logging(snakemake.log[0])  # noqa: F821
+sm = snakemake  # noqa: F821
+dataset = sm.wildcards.dataset
+catalog = load_catalog(sm.params.catalog)
+provenance = verify_fetched(catalog, dataset, sm.params.source_dir)
+raw = PARSERS[catalog[dataset]["parser"]](
+    Path(sm.params.source_dir), provenance["form"], [f["path"] for f in provenance["files"]])
+if dataset == "ml-1m" and sm.params.ml1m_drop_first_line:
+    raw = drop_ml1m_first_rating(raw, provenance["form"])
+    log.info("ml-1m: dropped the first rating, as the official code's header=0 read does")
+table, stats = preprocess(raw, drop_duplicates=sm.params.drop_duplicates)
+stats.update({"dataset": dataset, "source_form": provenance["form"], "source_note": provenance["note"],
+              "published": catalog[dataset].get("published", {})})
+log.info("%s: %d users, %d items, %d interactions (published: %s); duplicates dropped: %d",
+         dataset, stats["users"], stats["items"], stats["interactions"], stats["published"],
+         stats["duplicates_dropped"])
+with atomic_path(sm.output.table) as tmp:
+    table.to_csv(tmp, sep="\t", index=False)
+write_json(sm.output.stats, stats)

@@ -7,6 +7,10 @@
 #   data/{dataset}/source/                   verified source files + provenance.json
 #   data/{dataset}/interactions.tsv, stats.json
 #   data/{dataset}/split/{dataset}.{train,valid,test}.inter, manifest.json
+#   runs/{dataset}/{model}/full/dense/seed{seed}/   the full-size model: metrics.json, model.pt,
+#                                                   entity_quality.npz (CIESS's peak quality)
+#   masks/{dataset}/{model}/{method}/{budget}/seed{seed}/mask.npz   budget = c80|c90|c95|native
+#   runs/{dataset}/{model}/{method}/{budget}/seed{seed}/metrics.json  the common retraining
 #   logs/{rule}/{wildcards}.log              one log per rule and job
 
 from snakemake.utils import min_version
@@ -22,6 +26,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
 
 
 rule all:

@@ -1,0 +1,192 @@
+"""One mask format and one parameter account, used by every method, rule and report.
+
+A mask keeps, per entity, either a *prefix* of its embedding row (``sizes``: CIESS, ES, MR,
+ESAPN, OptEmb) or an arbitrary set of entries (``elements``: PEP). File format (``.npz``):
+
+=================  ==========================================================================
+field              meaning
+=================  ==========================================================================
+``kind``           ``"sizes"`` or ``"elements"``
+``user_sizes``     (sizes) uint8 vector, one size in [0, d_max] per user
+``item_sizes``     (sizes) uint8 vector, one size in [0, d_max] per item
+``user_mask``      (elements) bool matrix, users x d_max
+``item_mask``      (elements) bool matrix, items x d_max
+``meta``           JSON string: dataset, model, d_max, target_sparsity (or null for native
+                   modes), method, seed, and anything the method wants to record
+=================  ==========================================================================
+
+Parameter account (protocol.md §5): params = non-zeros of the masked user + item tables, summed
+over the model's tables (NeuMF has a GMF and an MLP pair: n_tables = 2); sparsity =
+1 - params / (d_max * (U + I) * n_tables). A mask meets budget c% iff
+100 * params <= (100 - c) * d_max * (U + I) * n_tables (integers, no rounding).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ciess.io import atomic_path
+
+D_MAX = 128
+KINDS = ("sizes", "elements")
+
+
+class MaskFileError(ValueError):
+    """A mask file is malformed; the message names the file and the field."""
+
+
+@dataclass
+class Mask:
+    kind: str
+    user: np.ndarray  # sizes: (U,) uint8; elements: (U, d_max) bool
+    item: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def d_max(self) -> int:
+        return int(self.meta.get("d_max", D_MAX))
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item)
+
+    def dense(self, which: str) -> np.ndarray:
+        """The 0/1 matrix (entities x d_max) of ``which`` in {"user", "item"}."""
+        arr = self.user if which == "user" else self.item
+        if self.kind == "sizes":
+            return np.arange(self.d_max)[None, :] < arr.astype(np.int64)[:, None]
+        return arr.astype(bool)
+
+    def row_nnz(self, which: str) -> np.ndarray:
+        arr = self.user if which == "user" else self.item
+        return arr.astype(np.int64) if self.kind == "sizes" else arr.sum(axis=1).astype(np.int64)
+
+
+def sizes_mask(user_sizes, item_sizes, **meta) -> Mask:
+    meta.setdefault("d_max", D_MAX)
+    return Mask("sizes", np.asarray(user_sizes).astype(np.uint8),
+                np.asarray(item_sizes).astype(np.uint8), meta)
+
+
+def elements_mask(user_mask, item_mask, **meta) -> Mask:
+    meta.setdefault("d_max", D_MAX)
+    return Mask("elements", np.asarray(user_mask, bool), np.asarray(item_mask, bool), meta)
+
+
+def full_mask(n_users: int, n_items: int, d_max: int = D_MAX, **meta) -> Mask:
+    return sizes_mask(np.full(n_users, d_max), np.full(n_items, d_max), d_max=d_max, **meta)
+
+
+# ---------------------------------------------------------------------------- accounting
+
+def count_params(mask: Mask, n_tables: int = 1, gmf_dense_at_max: bool = False) -> int:
+    """Non-zeros of the masked tables.
+
+    ``gmf_dense_at_max`` is NeuMF's code option (ciess.md §3): the MLP tables follow the mask and
+    the GMF tables are dense at width max(size) for every entity.
+    """
+    per_table = int(mask.row_nnz("user").sum() + mask.row_nnz("item").sum())
+    if gmf_dense_at_max:
+        if n_tables != 2 or mask.kind != "sizes":
+            raise ValueError("gmf_dense_at_max applies to NeuMF (n_tables=2) with a sizes mask")
+        widest = int(max(mask.user.max(initial=0), mask.item.max(initial=0)))
+        return per_table + (mask.n_users + mask.n_items) * widest
+    return per_table * n_tables
+
+
+def capacity(n_users: int, n_items: int, n_tables: int = 1, d_max: int = D_MAX) -> int:
+    return d_max * (n_users + n_items) * n_tables
+
+
+def sparsity(params: int, n_users: int, n_items: int, n_tables: int = 1, d_max: int = D_MAX) -> float:
+    return 1.0 - params / capacity(n_users, n_items, n_tables, d_max)
+
+
+def budget_params(target_pct: int, n_users: int, n_items: int, n_tables: int = 1,
+                  d_max: int = D_MAX) -> int:
+    """The largest parameter count that meets ``target_pct`` (e.g. 90 for 90% sparsity)."""
+    return (100 - int(target_pct)) * capacity(n_users, n_items, n_tables, d_max) // 100
+
+
+def meets_budget(params: int, target_pct: int, n_users: int, n_items: int, n_tables: int = 1,
+                 d_max: int = D_MAX) -> bool:
+    return 100 * params <= (100 - int(target_pct)) * capacity(n_users, n_items, n_tables, d_max)
+
+
+def account(mask: Mask, n_tables: int = 1, gmf_dense_at_max: bool = False) -> dict:
+    params = count_params(mask, n_tables, gmf_dense_at_max)
+    sp_ = sparsity(params, mask.n_users, mask.n_items, n_tables, mask.d_max)
+    return {"params": params, "sparsity": sp_, "density": 1.0 - sp_,
+            "capacity": capacity(mask.n_users, mask.n_items, n_tables, mask.d_max)}
+
+
+# ---------------------------------------------------------------------------- file format
+
+def save_mask(path: str | Path, mask: Mask) -> None:
+    validate_mask(mask, str(path))
+    arrays = ({"user_sizes": mask.user.astype(np.uint8), "item_sizes": mask.item.astype(np.uint8)}
+              if mask.kind == "sizes" else
+              {"user_mask": mask.user.astype(bool), "item_mask": mask.item.astype(bool)})
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, kind=np.array(mask.kind), meta=np.array(json.dumps(mask.meta)),
+                                **arrays)
+
+
+def validate_mask(mask: Mask, where: str, n_users: int | None = None,
+                  n_items: int | None = None) -> None:
+    def fail(fld, why):
+        raise MaskFileError(f"{where}: field '{fld}': {why}")
+
+    if mask.kind not in KINDS:
+        fail("kind", f"must be one of {KINDS}, got {mask.kind!r}")
+    d_max = mask.d_max
+    for which, arr, expected_n in (("user", mask.user, n_users), ("item", mask.item, n_items)):
+        fld = f"{which}_sizes" if mask.kind == "sizes" else f"{which}_mask"
+        if mask.kind == "sizes":
+            if arr.ndim != 1:
+                fail(fld, f"must be a vector, got shape {arr.shape}")
+            if not np.issubdtype(arr.dtype, np.integer):
+                fail(fld, f"must be integers, got dtype {arr.dtype}")
+            if len(arr) and (arr.min() < 0 or arr.max() > d_max):
+                fail(fld, f"sizes must lie in [0, {d_max}], got [{arr.min()}, {arr.max()}]")
+        else:
+            if arr.ndim != 2 or arr.shape[1] != d_max:
+                fail(fld, f"must have shape (n, {d_max}), got {arr.shape}")
+            if arr.dtype != bool:
+                fail(fld, f"must be bool, got dtype {arr.dtype}")
+        if expected_n is not None and len(arr) != expected_n:
+            fail(fld, f"has {len(arr)} rows but the split has {expected_n} {which}s")
+
+
+def load_mask(path: str | Path, n_users: int | None = None, n_items: int | None = None) -> Mask:
+    """Load and validate a mask file; errors name the file and the field."""
+    path = Path(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise MaskFileError(f"{path}: not a readable .npz mask file ({exc})") from exc
+    with data:
+        if "kind" not in data:
+            raise MaskFileError(f"{path}: field 'kind' is missing")
+        kind = str(data["kind"])
+        names = ("user_sizes", "item_sizes") if kind == "sizes" else ("user_mask", "item_mask")
+        if kind not in KINDS:
+            raise MaskFileError(f"{path}: field 'kind': must be one of {KINDS}, got {kind!r}")
+        for name in (*names, "meta"):
+            if name not in data:
+                raise MaskFileError(f"{path}: field '{name}' is missing")
+        try:
+            meta = json.loads(str(data["meta"]))
+        except json.JSONDecodeError as exc:
+            raise MaskFileError(f"{path}: field 'meta': not valid JSON ({exc})") from exc
+        mask = Mask(kind, data[names[0]], data[names[1]], meta)
+    validate_mask(mask, str(path), n_users, n_items)
+    return mask

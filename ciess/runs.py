@@ -1,0 +1,50 @@
+"""Rule-level helpers: run the shared training path and write its outputs atomically."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ciess.io import atomic_path, sha256_file, write_json
+from ciess.masks import Mask, load_mask
+from ciess.provenance import run_provenance
+from ciess.split_data import load_split
+from ciess.train import TrainSettings, run_masked_training
+
+log = logging.getLogger(__name__)
+
+
+def train_and_record(manifest: str, model_name: str, seed: int, train_cfg: dict,
+                     final_protocol: str, model_overrides: dict, metrics_path: str,
+                     mask_path: str | None = None, labels: dict | None = None,
+                     config: dict | None = None, model_path: str | None = None,
+                     quality_path: str | None = None) -> dict:
+    """Train with ``mask_path`` (or full size), write metrics JSON, optionally the model and
+    the per-entity validation quality. Returns the metrics record."""
+    split = load_split(manifest)
+    mask: Mask | None = None
+    if mask_path is not None:
+        mask = load_mask(mask_path, split.n_users, split.n_items)
+    settings = TrainSettings.from_config(train_cfg)
+    log.info("training %s on %s (%d users, %d items, %d train) with %s, seed %d, protocol %s",
+             model_name, split.name, split.n_users, split.n_items, split.n_train,
+             mask_path or "the full-size tables", seed, final_protocol)
+    out = run_masked_training(split, model_name, mask, seed, settings, final_protocol,
+                              model_overrides)
+    record = {**(labels or {}), "dataset": split.name, "model": model_name, **out["record"],
+              "mask_file": mask_path, "mask_sha256": sha256_file(mask_path) if mask_path else None,
+              "mask_meta": mask.meta if mask else None, **run_provenance(config)}
+    if model_path:
+        with atomic_path(model_path) as tmp:
+            torch.save(out["model"].state_dict(), tmp)
+    if quality_path:
+        with atomic_path(quality_path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, user_quality=out["valid"].user_quality,
+                                    item_quality=out["valid"].item_quality)
+    write_json(metrics_path, record)  # last: its presence means the run completed
+    log.info("test: %s | params %d, sparsity %.4f", {k: round(v, 5) for k, v in record["test"].items()},
+             record["params"], record["sparsity"])
+    return record

@@ -1,0 +1,195 @@
+"""The one train / retrain / evaluate path (protocol.md §7) used by every method and rule.
+
+build model with mask -> train on train with BPR + Adam (lr decay with a floor) -> evaluate the
+validation AVG every ``eval_every`` batches -> stop after ``patience`` evaluations without
+improvement or at ``max_batches`` -> restore the best state -> evaluate test once.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ciess.evaluate import EvalResult, evaluate
+from ciess.masks import Mask, account
+from ciess.models import build_model
+from ciess.sampler import TripleSampler
+from ciess.split_data import SplitData, merge_train_valid
+
+log = logging.getLogger(__name__)
+
+FINAL_PROTOCOLS = ("train_val_es", "merge_fixed", "merge_code")
+
+
+@dataclass
+class TrainSettings:
+    batch_size: int = 10_000
+    sampler: str = "user_uniform"
+    eval_every: int = 3000  # batches between validation evaluations
+    patience: int = 2  # evaluations without improvement before stopping
+    max_batches: int = 60_000
+    eval_batch_users: int = 2048
+    device: str = "cpu"
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "TrainSettings":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(cfg) - known
+        if unknown:
+            raise KeyError(f"train settings: unknown keys {sorted(unknown)} (known: {sorted(known)})")
+        return cls(**cfg)
+
+
+@dataclass
+class TrainOutcome:
+    model: torch.nn.Module
+    best_valid: EvalResult
+    best_step: int
+    steps: int
+    history: list = field(default_factory=list)
+    seconds_train: float = 0.0
+    seconds_eval: float = 0.0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: cuda was asked for, but torch sees no CUDA device")
+    return name
+
+
+def _lr_at(step: int, hp: dict) -> float:
+    return max(hp["lr"] * hp["lr_decay"] ** (step // hp["decay_batches"]), hp["min_lr"])
+
+
+def train_model(model: torch.nn.Module, split: SplitData, settings: TrainSettings, seed: int,
+                target: str = "valid", fixed_steps: int | None = None,
+                tag: str = "") -> TrainOutcome:
+    """Train ``model`` on ``split.train``. Early-stops on ``target`` ("valid" or "test"), or
+    runs exactly ``fixed_steps`` batches when given (then ``target`` is only logged)."""
+    hp = model.hparams
+    device = settings.device
+    sampler = TripleSampler(split.train, settings.batch_size, settings.sampler, seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optim = torch.optim.Adam(params, lr=hp["lr"])
+    truth = getattr(split, target)
+    exclude = [split.valid] if target == "test" and fixed_steps is None and split.train is not None else []
+    per_epoch = split.batches_per_epoch(settings.batch_size)
+    limit = fixed_steps if fixed_steps is not None else settings.max_batches
+    best, best_state, best_step, bad = None, None, 0, 0
+    history, t_train, t_eval = [], 0.0, 0.0
+    step, running = 0, 0.0
+    while step < limit:
+        chunk = min(settings.eval_every, limit - step)
+        model.train()
+        t0 = time.perf_counter()
+        for _ in range(chunk):
+            for group in optim.param_groups:
+                group["lr"] = _lr_at(step, hp)
+            users, pos, neg = (t.to(device) for t in sampler.sample())
+            loss = model.calculate_loss({model.USER_ID: users, model.ITEM_ID: pos,
+                                         model.NEG_ITEM_ID: neg})
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            running += loss.item()
+            step += 1
+        t_train += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        result = evaluate(model, split.train, truth, exclude, batch_users=settings.eval_batch_users,
+                          device=device)
+        t_eval += time.perf_counter() - t0
+        score = result.means["avg"]
+        history.append({"step": step, "epoch": step / per_epoch, "loss": running / chunk,
+                        f"{target}_avg": score, "recall@20": result.means["recall@20"],
+                        "lr": _lr_at(step - 1, hp)})
+        log.info("%sstep %d (epoch %.2f): loss %.4f, %s AVG %.5f, Recall@20 %.5f, NDCG@20 %.5f "
+                 "[train %.1fs, eval %.1fs]", tag, step, step / per_epoch, running / chunk,
+                 target, score, result.means["recall@20"], result.means["ndcg@20"], t_train, t_eval)
+        running = 0.0
+        if fixed_steps is not None:
+            best, best_step = result, step
+            continue
+        if best is None or score > best.means["avg"]:
+            best, best_step, bad = result, step, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad += 1
+            if bad >= settings.patience:
+                log.info("%searly stop at step %d: best %s AVG %.5f at step %d", tag, step, target,
+                         best.means["avg"], best_step)
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return TrainOutcome(model, best, best_step, step, history, t_train, t_eval)
+
+
+def run_masked_training(split: SplitData, model_name: str, mask: Mask | None, seed: int,
+                        settings: TrainSettings, final_protocol: str = "train_val_es",
+                        model_overrides: dict | None = None, tag: str = "") -> dict:
+    """Build, train, select on validation and test once: the single path behind every number.
+
+    Returns a dict with the model, validation and test results and a metrics record.
+    """
+    if final_protocol not in FINAL_PROTOCOLS:
+        raise ValueError(f"final.protocol must be one of {FINAL_PROTOCOLS}, got {final_protocol!r}")
+    device = resolve_device(settings.device)
+    settings = copy.replace(settings, device=device) if hasattr(copy, "replace") else \
+        TrainSettings(**{**settings.__dict__, "device": device})
+    seed_everything(seed)
+    model = build_model(model_name, split.n_users, split.n_items, split.train, model_overrides,
+                        device, mask)
+    t0 = time.perf_counter()
+    outcome = train_model(model, split, settings, seed, tag=tag)
+    steps_selected = outcome.best_step
+    if final_protocol == "train_val_es":
+        test = evaluate(model, split.train, split.test, [split.valid],
+                        batch_users=settings.eval_batch_users, device=device)
+    else:
+        merged = merge_train_valid(split)
+        seed_everything(seed)
+        model = build_model(model_name, split.n_users, split.n_items, merged.train,
+                            model_overrides, device, mask)
+        if final_protocol == "merge_fixed":
+            outcome_m = train_model(model, merged, settings, seed, target="test",
+                                    fixed_steps=steps_selected, tag=tag + "[merged] ")
+        else:  # merge_code: early-stops on the test split itself -> leaks; diagnosis only
+            log.warning("final.protocol merge_code early-stops on TEST: leaked, never headline")
+            outcome_m = train_model(model, merged, settings, seed, target="test",
+                                    tag=tag + "[merge_code] ")
+        model = outcome_m.model
+        test = evaluate(model, merged.train, split.test, batch_users=settings.eval_batch_users,
+                        device=device)
+    wall = time.perf_counter() - t0
+    n_tables = model.n_tables
+    gmf_dense = model_name == "neumf" and not model.hparams.get("mask_gmf", True)
+    acct = account(mask, n_tables, gmf_dense) if mask is not None else {
+        "params": model.masked_nnz(), "sparsity": 0.0, "density": 1.0,
+        "capacity": model.masked_nnz()}
+    per_epoch = split.batches_per_epoch(settings.batch_size)
+    record = {
+        "valid": {k: float(v) for k, v in outcome.best_valid.means.items()},
+        "test": {k: float(v) for k, v in test.means.items()},
+        "users_evaluated_test": test.n_users_evaluated,
+        **{k: acct[k] for k in ("params", "sparsity", "density", "capacity")},
+        "n_tables": n_tables, "steps_trained": outcome.steps, "best_step": steps_selected,
+        "epochs_trained": outcome.steps / per_epoch, "batches_per_epoch": per_epoch,
+        "wall_time_s": wall, "train_time_s": outcome.seconds_train,
+        "eval_time_s": outcome.seconds_eval, "seed": seed, "device": device,
+        "final_protocol": final_protocol, "data_manifest_sha256": split.manifest_sha256,
+        "train_settings": settings.__dict__ | {"device": device}, "model_hparams": model.hparams,
+        "history": outcome.history,
+    }
+    return {"model": model, "valid": outcome.best_valid, "test": test, "record": record}

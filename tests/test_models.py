@@ -1,0 +1,100 @@
+"""Maskable RecBole models: masks, gradients, adjacency, NeuMF scoring (ciess.md §2)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ciess.masks import count_params, elements_mask, sizes_mask
+from ciess.models import MODELS, build_model, normalized_adjacency
+from helpers import random_split
+
+
+def _mask(split, rng=np.random.default_rng(0)):
+    return sizes_mask(rng.integers(0, 129, split.n_users), rng.integers(0, 129, split.n_items))
+
+
+def _batch(model, split):
+    users = torch.arange(8)
+    pos = torch.from_numpy(split.train[users.numpy()].indices[:8].astype(np.int64))
+    return {model.USER_ID: users, model.ITEM_ID: pos, model.NEG_ITEM_ID: (pos + 1) % split.n_items}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_masked_entries_get_zero_gradient_and_stay_unchanged(name):
+    split = random_split()
+    mask = _mask(split)
+    model = build_model(name, split.n_users, split.n_items, split.train, mask=mask)
+    tables = [t for pair in model.mask_tables() for t in pair]
+    before = [t.parametrizations.weight.original.detach().clone() for t in tables]
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        model.calculate_loss(_batch(model, split)).backward()
+        opt.step()
+    for t, w0, dense in zip(tables, before, [mask.dense("user"), mask.dense("item")] * 2):
+        w1 = t.parametrizations.weight.original.detach()
+        off = torch.from_numpy(~dense)
+        assert torch.equal(w1[off], w0[off])  # masked: untouched
+        assert not torch.equal(w1[~off], w0[~off])  # kept: trained
+        assert torch.count_nonzero(t.weight[off]) == 0  # the model only sees zeros there
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_masked_nnz_matches_the_parameter_account(name):
+    split = random_split()
+    mask = _mask(split)
+    model = build_model(name, split.n_users, split.n_items, split.train, mask=mask)
+    assert model.masked_nnz() == count_params(mask, model.n_tables)
+
+
+def test_element_mask_is_applied_entrywise():
+    split = random_split()
+    rng = np.random.default_rng(1)
+    mask = elements_mask(rng.random((split.n_users, 128)) < 0.3,
+                         rng.random((split.n_items, 128)) < 0.3)
+    model = build_model("lightgcn", split.n_users, split.n_items, split.train, mask=mask)
+    w = model.user_embedding.weight.detach().numpy()
+    assert np.all(w[~mask.dense("user")] == 0) and np.all(w[mask.dense("user")] != 0)
+
+
+def test_neumf_code_option_masks_gmf_to_the_common_prefix():
+    split = random_split()
+    mask = sizes_mask(np.full(split.n_users, 4), np.r_[np.full(split.n_items - 1, 2), 9])
+    model = build_model("neumf", split.n_users, split.n_items, split.train,
+                        overrides={"mask_gmf": False}, mask=mask)
+    gmf = model.user_mf_embedding.weight.detach()
+    assert torch.count_nonzero(gmf[:, :9]) == gmf[:, :9].numel()
+    assert torch.count_nonzero(gmf[:, 9:]) == 0
+    assert torch.count_nonzero(model.user_mlp_embedding.weight[:, 4:]) == 0
+
+
+def test_adjacency_equals_recboles_get_norm_adj_mat():
+    from recbole.model.general_recommender import LightGCN
+
+    split = random_split()
+    model = build_model("lightgcn", split.n_users, split.n_items, split.train)
+    theirs = LightGCN.get_norm_adj_mat(model).to_dense()  # RecBole's dok_matrix path (compat #2)
+    ours = normalized_adjacency(split.train, torch.sparse_coo).to_dense()
+    assert torch.allclose(ours, theirs, atol=1e-7)
+
+
+def test_neumf_full_scores_equal_pairwise_forward():
+    split = random_split()
+    model = build_model("neumf", split.n_users, split.n_items, split.train, mask=_mask(split)).eval()
+    users = torch.arange(split.n_users)
+    fast = model.score_users(users, user_block=7)
+    uu = users.repeat_interleave(split.n_items)
+    ii = torch.arange(split.n_items).repeat(split.n_users)
+    slow = model.forward(uu, ii).view(split.n_users, split.n_items)
+    assert torch.allclose(fast, slow, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["lightgcn", "ngcf"])
+def test_graph_scores_equal_recbole_full_sort_predict(name):
+    split = random_split()
+    model = build_model(name, split.n_users, split.n_items, split.train, mask=_mask(split)).eval()
+    ours = model.score_users(torch.arange(5))
+    model.restore_user_e = model.restore_item_e = None
+    theirs = model.full_sort_predict({model.USER_ID: torch.arange(5)}).view(5, -1)
+    assert torch.allclose(ours, theirs, atol=1e-6)

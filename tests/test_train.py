@@ -1,0 +1,74 @@
+"""The shared training path: sampler, schedule, early stopping, determinism, final protocols."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ciess.sampler import TripleSampler
+from ciess.train import TrainSettings, _lr_at, run_masked_training
+from ciess.masks import sizes_mask
+from helpers import random_split
+
+
+@pytest.mark.parametrize("kind", ["user_uniform", "interaction"])
+def test_sampler_positives_are_trained_and_negatives_are_not(kind):
+    split = random_split(n_users=30, n_items=20, per_user=12)
+    sampler = TripleSampler(split.train, 500, kind, seed=3)
+    dense = split.train.toarray() > 0
+    for _ in range(5):
+        u, p, n = (t.numpy() for t in sampler.sample())
+        assert dense[u, p].all() and not dense[u, n].any()
+
+
+def test_interaction_sampler_visits_every_training_pair_once_per_epoch():
+    split = random_split(n_users=10, n_items=20, per_user=8)
+    n = split.n_train
+    sampler = TripleSampler(split.train, n, "interaction", seed=0)
+    u, p, _ = (t.numpy() for t in sampler.sample())
+    assert sorted(zip(u.tolist(), p.tolist())) == sorted(zip(*split.train.nonzero()))
+
+
+def test_lr_decays_every_decay_batches_with_a_floor():
+    hp = {"lr": 0.03, "lr_decay": 0.9, "decay_batches": 200, "min_lr": 1e-3}
+    assert _lr_at(199, hp) == pytest.approx(0.03)
+    assert _lr_at(200, hp) == pytest.approx(0.027)
+    assert _lr_at(10**6, hp) == pytest.approx(1e-3)
+
+
+def test_same_seed_gives_identical_metrics_on_cpu():
+    split = random_split(n_users=60, n_items=50, per_user=16)
+    settings = TrainSettings(batch_size=256, eval_every=3, max_batches=9)
+    mask = sizes_mask(np.full(60, 16), np.full(50, 8))
+    runs = [run_masked_training(split, "ngcf", mask, 7, settings)["record"] for _ in range(2)]
+    assert runs[0]["test"] == runs[1]["test"] and runs[0]["valid"] == runs[1]["valid"]
+    other = run_masked_training(split, "ngcf", mask, 8, settings)["record"]
+    assert other["test"] != runs[0]["test"]
+
+
+def test_early_stopping_and_best_checkpoint_restore():
+    split = random_split(n_users=60, n_items=50, per_user=16)
+    # lr so large that validation degrades after the first evaluations
+    out = run_masked_training(split, "lightgcn", None, 0,
+                              TrainSettings(batch_size=256, eval_every=1, patience=2,
+                                            max_batches=200),
+                              model_overrides={"lr": 5.0, "min_lr": 5.0})
+    rec = out["record"]
+    assert rec["steps_trained"] < 200
+    best = max(h["valid_avg"] for h in rec["history"])
+    assert rec["valid"]["avg"] == pytest.approx(best)
+    assert rec["steps_trained"] - rec["best_step"] == 2  # exactly `patience` evaluations later
+
+
+@pytest.mark.parametrize("protocol", ["merge_fixed", "merge_code"])
+def test_merged_final_protocols_run_and_are_recorded(protocol):
+    split = random_split(n_users=30, n_items=40, per_user=12)
+    rec = run_masked_training(split, "lightgcn", None, 0,
+                              TrainSettings(batch_size=128, eval_every=2, max_batches=4),
+                              final_protocol=protocol)["record"]
+    assert rec["final_protocol"] == protocol and 0 <= rec["test"]["recall@20"] <= 1
+
+
+def test_unknown_final_protocol_is_rejected():
+    with pytest.raises(ValueError, match="final.protocol"):
+        run_masked_training(random_split(), "lightgcn", None, 0, TrainSettings(),
+                            final_protocol="merge_everything")

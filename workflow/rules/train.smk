@@ -1,0 +1,64 @@
+# The one train -> validate -> test path (protocol.md §7) for the full model and every mask.
+
+
+rule pretrain_full:
+    input:
+        manifest="results/data/{dataset}/split/manifest.json",
+    output:
+        metrics="results/runs/{dataset}/{model}/full/dense/seed{seed}/metrics.json",
+        model="results/runs/{dataset}/{model}/full/dense/seed{seed}/model.pt",
+        quality="results/runs/{dataset}/{model}/full/dense/seed{seed}/entity_quality.npz",
+    log:
+        "results/logs/pretrain_full/{dataset}/{model}/seed{seed}.log",
+    conda:
+        "../../environment.yml"
+    threads: 2
+    params:
+        train=lambda wc: {**config["train"], "device": config["device"]},
+        final_protocol=config["final_protocol"],
+        model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
+        method="full",
+        budget="dense",
+    script:
+        "../scripts/train_masked.py"
+
+
+rule make_mask:
+    input:
+        unpack(method_inputs),
+    output:
+        mask="results/masks/{dataset}/{model}/{method}/{budget}/seed{seed}/mask.npz",
+    log:
+        "results/logs/make_mask/{dataset}/{model}/{method}/{budget}/seed{seed}.log",
+    conda:
+        "../../environment.yml"
+    threads: 2
+    params:
+        target_pct=lambda wc: target_pct(wc.budget),
+        method_params=lambda wc: config["methods"][wc.method]["params"],
+        module=lambda wc: config["methods"][wc.method].get("module"),
+        train=lambda wc: {**config["train"], "device": config["device"]},
+        model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
+    script:
+        "../scripts/make_mask.py"
+
+
+rule retrain_masked:
+    input:
+        manifest="results/data/{dataset}/split/manifest.json",
+        mask="results/masks/{dataset}/{model}/{method}/{budget}/seed{seed}/mask.npz",
+    output:
+        metrics="results/runs/{dataset}/{model}/{method}/{budget}/seed{seed}/metrics.json",
+    log:
+        "results/logs/retrain_masked/{dataset}/{model}/{method}/{budget}/seed{seed}.log",
+    conda:
+        "../../environment.yml"
+    threads: 2
+    params:
+        train=lambda wc: {**config["train"], "device": config["device"]},
+        final_protocol=config["final_protocol"],
+        model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
+        method=lambda wc: wc.method,
+        budget=lambda wc: wc.budget,
+    script:
+        "../scripts/train_masked.py"

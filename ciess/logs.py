@@ -15,3 +15,4 @@ def setup_rule_logging(log_path: str | None, level: int = logging.INFO) -> loggi
     logging.basicConfig(level=level, handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return logging.getLogger("ciess")
+

@@ -9,8 +9,9 @@ field              meaning
 ``kind``           ``"sizes"`` or ``"elements"``
 ``user_sizes``     (sizes) uint8 vector, one size in [0, d_max] per user
 ``item_sizes``     (sizes) uint8 vector, one size in [0, d_max] per item
-``user_mask``      (elements) bool matrix, users x d_max
-``item_mask``      (elements) bool matrix, items x d_max
+``user_mask``      (elements) bool, users x d_max (one mask for all of the model's tables) or
+                   tables x users x d_max (one per table, e.g. PEP on NeuMF's GMF and MLP)
+``item_mask``      (elements) bool, items x d_max or tables x items x d_max
 ``meta``           JSON string: dataset, model, d_max, target_sparsity (or null for native
                    modes), method, seed, and anything the method wants to record
 =================  ==========================================================================
@@ -50,23 +51,31 @@ class Mask:
         return int(self.meta.get("d_max", D_MAX))
 
     @property
+    def per_table(self) -> bool:
+        """True when an elements mask holds one matrix per table (tables x entities x d_max)."""
+        return self.kind == "elements" and self.user.ndim == 3
+
+    @property
     def n_users(self) -> int:
-        return len(self.user)
+        return self.user.shape[-2] if self.per_table else len(self.user)
 
     @property
     def n_items(self) -> int:
-        return len(self.item)
+        return self.item.shape[-2] if self.per_table else len(self.item)
 
-    def dense(self, which: str) -> np.ndarray:
-        """The 0/1 matrix (entities x d_max) of ``which`` in {"user", "item"}."""
+    def dense(self, which: str, table: int = 0) -> np.ndarray:
+        """The 0/1 matrix (entities x d_max) of ``which`` in {"user", "item"} for ``table``."""
         arr = self.user if which == "user" else self.item
         if self.kind == "sizes":
             return np.arange(self.d_max)[None, :] < arr.astype(np.int64)[:, None]
-        return arr.astype(bool)
+        return (arr[table] if self.per_table else arr).astype(bool)
 
     def row_nnz(self, which: str) -> np.ndarray:
+        """Kept entries per entity, summed over the tables a per-table mask holds."""
         arr = self.user if which == "user" else self.item
-        return arr.astype(np.int64) if self.kind == "sizes" else arr.sum(axis=1).astype(np.int64)
+        if self.kind == "sizes":
+            return arr.astype(np.int64)
+        return (arr.sum(axis=(0, 2)) if self.per_table else arr.sum(axis=1)).astype(np.int64)
 
 
 def sizes_mask(user_sizes, item_sizes, **meta) -> Mask:
@@ -93,6 +102,10 @@ def count_params(mask: Mask, n_tables: int = 1, gmf_dense_at_max: bool = False) 
     the GMF tables are dense at width max(size) for every entity.
     """
     per_table = int(mask.row_nnz("user").sum() + mask.row_nnz("item").sum())
+    if mask.per_table:
+        if mask.user.shape[0] != n_tables:
+            raise ValueError(f"mask has {mask.user.shape[0]} tables, the model counts {n_tables}")
+        return per_table
     if gmf_dense_at_max:
         if n_tables != 2 or mask.kind != "sizes":
             raise ValueError("gmf_dense_at_max applies to NeuMF (n_tables=2) with a sizes mask")
@@ -158,12 +171,13 @@ def validate_mask(mask: Mask, where: str, n_users: int | None = None,
             if len(arr) and (arr.min() < 0 or arr.max() > d_max):
                 fail(fld, f"sizes must lie in [0, {d_max}], got [{arr.min()}, {arr.max()}]")
         else:
-            if arr.ndim != 2 or arr.shape[1] != d_max:
-                fail(fld, f"must have shape (n, {d_max}), got {arr.shape}")
+            if arr.ndim not in (2, 3) or arr.shape[-1] != d_max:
+                fail(fld, f"must have shape (n, {d_max}) or (tables, n, {d_max}), got {arr.shape}")
             if arr.dtype != bool:
                 fail(fld, f"must be bool, got dtype {arr.dtype}")
-        if expected_n is not None and len(arr) != expected_n:
-            fail(fld, f"has {len(arr)} rows but the split has {expected_n} {which}s")
+        rows = arr.shape[-2] if (mask.kind == "elements" and arr.ndim == 3) else len(arr)
+        if expected_n is not None and rows != expected_n:
+            fail(fld, f"has {rows} rows but the split has {expected_n} {which}s")
 
 
 def load_mask(path: str | Path, n_users: int | None = None, n_items: int | None = None) -> Mask:

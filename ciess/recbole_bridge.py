@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-import ciess  # noqa: F401
+from ciess import compat  # noqa: F401  (must precede every recbole import)
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 

@@ -20,7 +20,7 @@ def train_and_record(manifest: str, model_name: str, seed: int, train_cfg: dict,
                      final_protocol: str, model_overrides: dict, metrics_path: str,
                      mask_path: str | None = None, labels: dict | None = None,
                      config: dict | None = None, model_path: str | None = None,
-                     quality_path: str | None = None) -> dict:
+                     quality_path: str | None = None, init_state_path: str | None = None) -> dict:
     """Train with ``mask_path`` (or full size), write metrics JSON, optionally the model and
     the per-entity validation quality. Returns the metrics record."""
     split = load_split(manifest)
@@ -31,11 +31,13 @@ def train_and_record(manifest: str, model_name: str, seed: int, train_cfg: dict,
     log.info("training %s on %s (%d users, %d items, %d train) with %s, seed %d, protocol %s",
              model_name, split.name, split.n_users, split.n_items, split.n_train,
              mask_path or "the full-size tables", seed, final_protocol)
+    initial = torch.load(init_state_path, weights_only=True) if init_state_path else None
     out = run_masked_training(split, model_name, mask, seed, settings, final_protocol,
-                              model_overrides)
+                              model_overrides, initial_tables=initial)
     record = {**(labels or {}), "dataset": split.name, "model": model_name, **out["record"],
               "mask_file": mask_path, "mask_sha256": sha256_file(mask_path) if mask_path else None,
-              "mask_meta": mask.meta if mask else None, **run_provenance(config)}
+              "mask_meta": mask.meta if mask else None, "init_state": init_state_path,
+              **run_provenance(config)}
     if model_path:
         with atomic_path(model_path) as tmp:
             torch.save(out["model"].state_dict(), tmp)

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch.nn.utils import parametrize
 
 from ciess.evaluate import EvalResult, evaluate
 from ciess.masks import Mask, account
-from ciess.models import build_model
+from ciess.models import build_model, rewind_tables
 from ciess.sampler import TripleSampler
 from ciess.split_data import SplitData, merge_train_valid
 
@@ -99,8 +100,9 @@ def train_model(model: torch.nn.Module, split: SplitData, settings: TrainSetting
             for group in optim.param_groups:
                 group["lr"] = _lr_at(step, hp)
             users, pos, neg = (t.to(device) for t in sampler.sample())
-            loss = model.calculate_loss({model.USER_ID: users, model.ITEM_ID: pos,
-                                         model.NEG_ITEM_ID: neg})
+            with parametrize.cached():  # each masked table W * M computed once per step
+                loss = model.calculate_loss({model.USER_ID: users, model.ITEM_ID: pos,
+                                             model.NEG_ITEM_ID: neg})
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()
@@ -138,9 +140,11 @@ def train_model(model: torch.nn.Module, split: SplitData, settings: TrainSetting
 
 def run_masked_training(split: SplitData, model_name: str, mask: Mask | None, seed: int,
                         settings: TrainSettings, final_protocol: str = "train_val_es",
-                        model_overrides: dict | None = None, tag: str = "") -> dict:
+                        model_overrides: dict | None = None, tag: str = "",
+                        initial_tables: dict | None = None) -> dict:
     """Build, train, select on validation and test once: the single path behind every number.
 
+    ``initial_tables`` rewinds the embedding tables to saved initial weights (PEP, OptEmb).
     Returns a dict with the model, validation and test results and a metrics record.
     """
     if final_protocol not in FINAL_PROTOCOLS:
@@ -148,9 +152,15 @@ def run_masked_training(split: SplitData, model_name: str, mask: Mask | None, se
     device = resolve_device(settings.device)
     settings = copy.replace(settings, device=device) if hasattr(copy, "replace") else \
         TrainSettings(**{**settings.__dict__, "device": device})
-    seed_everything(seed)
-    model = build_model(model_name, split.n_users, split.n_items, split.train, model_overrides,
-                        device, mask)
+    def fresh_model(train):
+        seed_everything(seed)
+        m = build_model(model_name, split.n_users, split.n_items, train, model_overrides, device,
+                        mask)
+        if initial_tables is not None:
+            rewind_tables(m, initial_tables)
+        return m
+
+    model = fresh_model(split.train)
     t0 = time.perf_counter()
     outcome = train_model(model, split, settings, seed, tag=tag)
     steps_selected = outcome.best_step
@@ -159,9 +169,7 @@ def run_masked_training(split: SplitData, model_name: str, mask: Mask | None, se
                         batch_users=settings.eval_batch_users, device=device)
     else:
         merged = merge_train_valid(split)
-        seed_everything(seed)
-        model = build_model(model_name, split.n_users, split.n_items, merged.train,
-                            model_overrides, device, mask)
+        model = fresh_model(merged.train)
         if final_protocol == "merge_fixed":
             outcome_m = train_model(model, merged, settings, seed, target="test",
                                     fixed_steps=steps_selected, tag=tag + "[merged] ")
@@ -189,6 +197,7 @@ def run_masked_training(split: SplitData, model_name: str, mask: Mask | None, se
         "wall_time_s": wall, "train_time_s": outcome.seconds_train,
         "eval_time_s": outcome.seconds_eval, "seed": seed, "device": device,
         "final_protocol": final_protocol, "data_manifest_sha256": split.manifest_sha256,
+        "rewound": initial_tables is not None,
         "train_settings": settings.__dict__ | {"device": device}, "model_hparams": model.hparams,
         "history": outcome.history,
     }

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from ciess import compat  # noqa: F401  (RecBole fixes before any test imports recbole)
+
 REPO = Path(__file__).resolve().parents[1]
 MIRROR_ENV = "CIESS_DATA_MIRROR"
 

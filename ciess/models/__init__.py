@@ -21,7 +21,7 @@ import torch.nn.functional as F
 import yaml
 from torch.nn.utils import parametrize
 
-import ciess  # noqa: F401  (compat before recbole)
+from ciess import compat  # noqa: F401  (must precede every recbole import)
 from recbole.model.general_recommender import NGCF, LightGCN, NeuMF
 from recbole.model.init import xavier_normal_initialization
 from recbole.model.loss import BPRLoss, EmbLoss
@@ -103,9 +103,9 @@ class MaskableMixin:
             return
         if mask.d_max != D_MAX:
             raise ValueError(f"mask d_max {mask.d_max} != model width {D_MAX}")
-        mu = torch.from_numpy(mask.dense("user"))
-        mi = torch.from_numpy(mask.dense("item"))
         for k, (user_table, item_table) in enumerate(self.mask_tables()):
+            mu = torch.from_numpy(mask.dense("user", k))
+            mi = torch.from_numpy(mask.dense("item", k))
             if gmf_common_prefix and k == 0:
                 widest = int(max(mask.user.max(initial=0), mask.item.max(initial=0)))
                 cu = torch.zeros_like(mu)
@@ -232,6 +232,26 @@ class MaskedNeuMF(MaskableMixin, NeuMF):
                 torch.maximum(a[k, start:start + user_block, None], neg_b[k, None, :], out=tmp)
                 block.add_(tmp, alpha=w_k)
         return scores
+
+
+def embedding_tables(model: nn.Module) -> dict[str, nn.Embedding]:
+    """The counted tables by attribute name, users first: user_*, item_* (per pair)."""
+    pairs = model.mask_tables()
+    names = {id(m): n for n, m in model.named_children()}
+    return {names[id(t)]: t for t in [p[0] for p in pairs] + [p[1] for p in pairs]}
+
+
+def rewind_tables(model: nn.Module, initial: dict[str, torch.Tensor]) -> None:
+    """Lottery-ticket rewind: set each counted table's raw weights to its saved initial values
+    (the mask still applies on top). Other layers keep their fresh initialisation."""
+    tables = embedding_tables(model)
+    if set(initial) != set(tables):
+        raise ValueError(f"initial state has tables {sorted(initial)}, model has {sorted(tables)}")
+    with torch.no_grad():
+        for name, table in tables.items():
+            raw = (table.parametrizations.weight.original
+                   if parametrize.is_parametrized(table, "weight") else table.weight)
+            raw.copy_(initial[name].to(raw.device))
 
 
 MODELS = {"lightgcn": MaskedLightGCN, "ngcf": MaskedNGCF, "neumf": MaskedNeuMF}

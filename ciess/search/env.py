@@ -1,0 +1,90 @@
+"""The CIESS environment: one iteration = a fresh masked recommender, trained for a fixed
+budget through the suite's shared path, evaluated on validation (ciess.md §4-7)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ciess.masks import D_MAX, account, sizes_mask
+from ciess.models import build_model
+from ciess.split_data import SplitData
+from ciess.train import TrainSettings, seed_everything, train_model
+
+REWARD_QUALITY = ("ratio", "raw")
+REWARD_MEMORY = ("paper", "code")
+
+
+def encode_popularity(freq: np.ndarray) -> np.ndarray:
+    lo, hi = freq.min(), freq.max()
+    return np.zeros(len(freq)) if hi == lo else 2.0 * (freq - lo) / (hi - lo) - 1.0
+
+
+def encode_size(sizes: np.ndarray) -> np.ndarray:
+    return 2.0 * (sizes - 1.0) / (D_MAX - 1) - 1.0
+
+
+def quality_ratio(evals: np.ndarray, peak: np.ndarray) -> np.ndarray:
+    """q_n = min(eval_n / max(peak_n, 1e-5), 1) (Eq. 7)."""
+    return np.minimum(evals / np.maximum(peak, 1e-5), 1.0)
+
+
+def reward(evals: np.ndarray, q: np.ndarray, sizes: np.ndarray, lam: float, quality: str,
+           memory: str) -> np.ndarray:
+    """Paper (Eq. 10): q - lam (d / d_max)^2. Code: eval - lam ((d - 1) / 128)^2."""
+    if quality not in REWARD_QUALITY or memory not in REWARD_MEMORY:
+        raise ValueError(f"reward.quality in {REWARD_QUALITY}, reward.memory in {REWARD_MEMORY}")
+    gain = q if quality == "ratio" else evals
+    cost = (sizes / D_MAX) ** 2 if memory == "paper" else ((sizes - 1.0) / D_MAX) ** 2
+    return gain - lam * cost
+
+
+@dataclass
+class StepResult:
+    user_eval: np.ndarray
+    item_eval: np.ndarray
+    means: dict
+    account: dict
+    t_train: float
+    t_eval: float
+
+
+class SizeSearchEnv:
+    def __init__(self, split: SplitData, model_name: str, peak_user: np.ndarray,
+                 peak_item: np.ndarray, budget_unit: str, budget_value: float,
+                 train: TrainSettings, model_overrides: dict, seed: int):
+        if budget_unit not in ("epochs", "batches"):
+            raise ValueError(f"budget.unit must be 'epochs' or 'batches', got {budget_unit!r}")
+        self.split, self.model_name, self.seed = split, model_name, seed
+        self.peak_user, self.peak_item = peak_user, peak_item
+        per_epoch = split.batches_per_epoch(train.batch_size)
+        self.batches = int(round(budget_value * per_epoch)) if budget_unit == "epochs" \
+            else int(budget_value)
+        if self.batches < 1:
+            raise ValueError("the per-iteration budget must be at least one batch")
+        self.train = TrainSettings(**{**train.__dict__, "eval_every": self.batches,
+                                      "max_batches": self.batches})
+        self.overrides = model_overrides
+        self.pop_user = encode_popularity(np.asarray(split.train.sum(axis=1)).ravel())
+        self.pop_item = encode_popularity(np.asarray(split.train.sum(axis=0)).ravel())
+        self.gmf_dense = model_name == "neumf" and not model_overrides.get("mask_gmf", True)
+
+    def state(self, sizes: np.ndarray, q: np.ndarray, which: str) -> np.ndarray:
+        pop = self.pop_user if which == "user" else self.pop_item
+        return np.stack([pop, encode_size(sizes), 2.0 * q - 1.0], axis=1).astype(np.float32)
+
+    def step(self, user_sizes: np.ndarray, item_sizes: np.ndarray, episode: int,
+             iteration: int) -> StepResult:
+        """Train a fresh model with these sizes and evaluate it on validation."""
+        run_seed = (self.seed * 1_000_003 + episode * 1_009 + iteration) % (2**31)
+        seed_everything(run_seed)
+        mask = sizes_mask(user_sizes, item_sizes)
+        model = build_model(self.model_name, self.split.n_users, self.split.n_items,
+                            self.split.train, self.overrides, self.train.device, mask)
+        outcome = train_model(model, self.split, self.train, run_seed, fixed_steps=self.batches,
+                              tag=f"[e{episode} i{iteration}] ")
+        res = outcome.best_valid
+        return StepResult(res.user_quality, res.item_quality, res.means,
+                          account(mask, model.n_tables, self.gmf_dense),
+                          outcome.seconds_train, outcome.seconds_eval)

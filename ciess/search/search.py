@@ -1,0 +1,117 @@
+"""The CIESS search loop (ciess.md §1, §9-10, §14): episodes x iterations of
+select sizes -> fresh model -> validate -> reward -> replay -> TD3 update."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ciess.evaluate import METRICS
+from ciess.search.agent import TD3Agent, TD3Settings
+from ciess.search.env import SizeSearchEnv, quality_ratio, reward
+from ciess.search.noise import Noise
+from ciess.search.walk import SizeGraph
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SearchSettings:
+    episodes: int = 30  # M
+    iterations: int = 10  # T
+    lam: float = 0.4
+    reward_quality: str = "ratio"  # ratio (paper) | raw (code)
+    reward_memory: str = "paper"  # paper | code
+    noise: str = "gaussian"  # gaussian | uniform | ou | none
+    noise_scope: str = "entity"  # entity | shared (code)
+    noise_position: str = "before_walk"  # before_walk (paper) | after_argmax (code)
+    random_walk: bool = True
+    walk_threshold: int = 5
+    walk_steps: int = 5
+    init_quality: str = "one"  # one (paper) | code (encoded 0)
+    noise_params: dict = field(default_factory=dict)  # sigma, uniform_range, ou_* overrides
+    td3: TD3Settings = field(default_factory=TD3Settings)
+
+
+def select_sizes(agent: TD3Agent, state: np.ndarray, noise: Noise, graph: SizeGraph,
+                 cfg: SearchSettings, rng: np.random.Generator) -> np.ndarray:
+    """Actor + noise (+ random walk and critic argmax) -> integer sizes in [1, 128]."""
+    actor = agent.act(state)
+    eps = noise.sample()
+    if not cfg.random_walk:
+        return np.clip(np.rint(actor + eps), 1, 128).astype(np.int64)
+    if cfg.noise_position == "before_walk":
+        start = np.clip(np.rint(actor + eps), 1, 128).astype(np.int64)
+        return agent.best_candidate(state, graph.walk(start, cfg.walk_steps, rng))
+    if cfg.noise_position == "after_argmax":
+        start = np.clip(np.rint(actor), 1, 128).astype(np.int64)
+        chosen = agent.best_candidate(state, graph.walk(start, cfg.walk_steps, rng))
+        return np.clip(np.rint(chosen + eps), 1, 128).astype(np.int64)
+    raise ValueError(f"noise_position must be before_walk or after_argmax, got {cfg.noise_position!r}")
+
+
+@dataclass
+class SearchOutput:
+    log: pd.DataFrame
+    user_sizes: np.ndarray  # (M*T, U) uint8
+    item_sizes: np.ndarray  # (M*T, I) uint8
+
+
+def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict) -> SearchOutput:
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    nu, ni = env.split.n_users, env.split.n_items
+    agents = {"user": TD3Agent(nu, cfg.td3, rng), "item": TD3Agent(ni, cfg.td3, rng)}
+    noises = {w: Noise(cfg.noise, n, cfg.noise_scope, rng, **cfg.noise_params)
+              for w, n in (("user", nu), ("item", ni))}
+    graph = SizeGraph(128, cfg.walk_threshold)
+    peak = {"user": env.peak_user, "item": env.peak_item}
+    q0 = 1.0 if cfg.init_quality == "one" else 0.5
+    rows, all_u, all_i = [], [], []
+    for episode in range(1, cfg.episodes + 1):
+        sizes = {"user": np.full(nu, 128), "item": np.full(ni, 128)}
+        state = {w: env.state(sizes[w], np.full(len(sizes[w]), q0), w) for w in sizes}
+        for noise in noises.values():
+            noise.reset()
+        for iteration in range(1, cfg.iterations + 1):
+            t0 = time.perf_counter()
+            chosen = {w: select_sizes(agents[w], state[w], noises[w], graph, cfg, rng)
+                      for w in agents}
+            t_select = time.perf_counter() - t0
+            step = env.step(chosen["user"], chosen["item"], episode, iteration)
+            evals = {"user": step.user_eval, "item": step.item_eval}
+            t0 = time.perf_counter()
+            rewards, nxt = {}, {}
+            for w in agents:
+                q = quality_ratio(evals[w], peak[w])
+                rewards[w] = reward(evals[w], q, chosen[w].astype(float), cfg.lam,
+                                    cfg.reward_quality, cfg.reward_memory)
+                nxt[w] = env.state(chosen[w].astype(float), q, w)
+                agents[w].buffer.add(state[w], chosen[w].astype(np.float32), rewards[w], nxt[w])
+                for _ in range(cfg.td3.updates_per_iteration):
+                    agents[w].update()
+            state = nxt
+            t_rl = t_select + time.perf_counter() - t0
+            all_u.append(chosen["user"].astype(np.uint8))
+            all_i.append(chosen["item"].astype(np.uint8))
+            row = {**labels, "episode": episode, "iteration": iteration,
+                   "mean_reward_user": float(rewards["user"].mean()),
+                   "mean_reward_item": float(rewards["item"].mean()),
+                   "mean_action_user": float(chosen["user"].mean()),
+                   "mean_action_item": float(chosen["item"].mean()),
+                   "params": step.account["params"], "capacity": step.account["capacity"],
+                   "sparsity": step.account["sparsity"], "density": step.account["density"],
+                   "val_avg_user": step.means["avg"],
+                   **{f"val_{m}": step.means[m] for m in METRICS},
+                   "t_train_s": step.t_train, "t_eval_s": step.t_eval, "t_rl_s": t_rl}
+            rows.append(row)
+            log.info("episode %d iteration %d: mean size user %.1f item %.1f, sparsity %.4f, "
+                     "val AVG %.5f, reward user %.4f item %.4f [train %.2fs, eval %.2fs, RL %.2fs]",
+                     episode, iteration, row["mean_action_user"], row["mean_action_item"],
+                     row["sparsity"], row["val_avg_user"], row["mean_reward_user"],
+                     row["mean_reward_item"], step.t_train, step.t_eval, t_rl)
+    return SearchOutput(pd.DataFrame(rows), np.stack(all_u), np.stack(all_i))

@@ -1,0 +1,82 @@
+"""The small bookkeeping steps of CIESS's selective retraining, as plain functions.
+
+The workflow runs them in-process (``run:`` rules): they only move a few rows and one mask, so a
+process start per job would cost more than the work.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from ciess.io import atomic_path, read_json, write_json
+from ciess.masks import save_mask, sizes_mask
+from ciess.search.selection import BudgetNotReached, top_candidates
+
+CANDIDATE_COLUMNS = ["rank", "episode", "iteration", "val_avg_user", "params", "sparsity"]
+
+
+def pool_episodes(pool: str):
+    """"all" -> None; "ep7-12" -> (7, 12)."""
+    return None if pool == "all" else tuple(int(x) for x in pool[2:].split("-"))
+
+
+def write_candidates(log_csv, out_csv, pct: int, pool: str, l: int, eligibility: str,
+                     budgets, allow_not_reached: bool, log: logging.Logger) -> pd.DataFrame:
+    search_log = pd.read_csv(log_csv)
+    try:
+        cands = top_candidates(search_log, pct, l, eligibility, budgets, pool_episodes(pool))
+        cands = cands.assign(rank=range(1, len(cands) + 1))[CANDIDATE_COLUMNS]
+        log.info("budget %d%%, pool %s: %d candidates\n%s", pct, pool, len(cands), cands)
+    except BudgetNotReached as exc:
+        if not allow_not_reached:
+            raise
+        log.error("%s (recorded as a gap for this study)", exc)
+        cands = pd.DataFrame(columns=CANDIDATE_COLUMNS)
+    with atomic_path(out_csv) as tmp:
+        cands.to_csv(tmp, index=False)
+    return cands
+
+
+def write_candidate_mask(cands_csv, masks_npz, k: int, out, meta: dict, log: logging.Logger):
+    cands = pd.read_csv(cands_csv)
+    row = cands[cands["rank"] == k].iloc[0]
+    with np.load(masks_npz) as masks:
+        hit = np.flatnonzero((masks["episode"] == row.episode)
+                             & (masks["iteration"] == row.iteration))[0]
+        user, item = masks["user_sizes"][hit], masks["item_sizes"][hit]
+    save_mask(out, sizes_mask(user, item, episode=int(row.episode), iteration=int(row.iteration),
+                              search_val_avg=float(row.val_avg_user), candidate_rank=k, **meta))
+    log.info("candidate %d: episode %d iteration %d, search val AVG %.5f", k, row.episode,
+             row.iteration, row.val_avg_user)
+
+
+def write_selection(cands_csv, metrics_paths, out_metrics, out_selection, method: str,
+                    labels: dict, log: logging.Logger) -> dict:
+    """The retrained candidate best on validation is the result (ties: better search rank)."""
+    cands = pd.read_csv(cands_csv)
+    records = [read_json(p) for p in metrics_paths]
+    if not records:
+        result = {"status": "not_reached", **labels, "method": method,
+                  "message": f"budget {labels['budget']} not reached by this search; no result"}
+        log.error(result["message"])
+        selection = cands.assign(retrained_val_avg=[], chosen=[])
+    else:
+        scores = [r["valid"]["avg"] for r in records]
+        best = max(range(len(records)), key=lambda i: (scores[i], -i))
+        result = {**records[best], "status": "ok", "method": method,
+                  "selection": {"candidates": len(records), "chosen_rank": best + 1,
+                                "retrained_val_avg": scores,
+                                "episode": int(cands.iloc[best].episode),
+                                "iteration": int(cands.iloc[best].iteration)}}
+        selection = cands.assign(retrained_val_avg=scores,
+                                 chosen=[i == best for i in range(len(records))])
+        log.info("chose candidate %d (episode %d, iteration %d): val AVG %.5f, test Recall@20 %.5f",
+                 best + 1, result["selection"]["episode"], result["selection"]["iteration"],
+                 scores[best], result["test"]["recall@20"])
+    selection.insert(0, "budget", labels["budget"])
+    with atomic_path(out_selection) as tmp:
+        selection.to_csv(tmp, index=False)
+    write_json(out_metrics, result)
+    return result

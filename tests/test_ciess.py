@@ -1,0 +1,215 @@
+"""CIESS units (ciess.md §16): walk, noise, TD3, reward and state, selection."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ciess.search.agent import TD3Agent, TD3Settings, normalise_size, soft_update, to_size
+from ciess.search.env import encode_popularity, encode_size, quality_ratio, reward
+from ciess.search.noise import Noise
+from ciess.search.search import SearchSettings, select_sizes
+from ciess.search.selection import BudgetNotReached, episode_intervals, top_candidates
+from ciess.search.walk import SizeGraph
+
+
+# ------------------------------------------------------------------------------ random walk
+def test_interior_transition_probabilities_match_the_spec():
+    probs = SizeGraph().transition_probs(64)
+    expected = np.array([1, 1 / 2, 1 / 3, 1 / 4, 1 / 5])
+    expected = expected / (2 * expected.sum())
+    for dist, p in enumerate(expected, start=1):
+        assert probs[64 + dist] == pytest.approx(p) and probs[64 - dist] == pytest.approx(p)
+    assert [probs[64 + d] for d in range(1, 6)] == pytest.approx([0.219, 0.110, 0.073, 0.055, 0.044],
+                                                                 abs=1e-3)
+
+
+def test_border_rows_drop_outside_neighbours_and_renormalise():
+    probs = SizeGraph().transition_probs(1)
+    assert sorted(probs) == [2, 3, 4, 5, 6] and sum(probs.values()) == pytest.approx(1)
+    assert probs[2] == pytest.approx(1 / sum(1 / d for d in range(1, 6)))
+    top = SizeGraph().transition_probs(128)
+    assert max(top) == 127 and min(top) == 123
+
+
+def test_walk_candidates_are_six_reachable_sizes_in_range():
+    rng = np.random.default_rng(0)
+    start = rng.integers(1, 129, 5000)
+    cands = SizeGraph().walk(start, 5, rng)
+    assert cands.shape == (5000, 6) and (cands[:, 0] == start).all()
+    assert cands.min() >= 1 and cands.max() <= 128
+    steps = np.abs(np.diff(cands, axis=1))
+    assert (steps >= 1).all() and (steps <= 5).all()
+
+
+def test_walk_step_frequencies_follow_inverse_distance():
+    rng = np.random.default_rng(1)
+    nxt = SizeGraph().step(np.full(200_000, 64), rng)
+    freq = np.bincount(np.abs(nxt - 64), minlength=6)[1:] / len(nxt)
+    assert freq == pytest.approx([0.438, 0.219, 0.146, 0.109, 0.088], abs=0.005)
+
+
+def test_argmax_picks_the_highest_q1_candidate_and_first_on_ties():
+    agent = TD3Agent(3, TD3Settings(hidden=8), np.random.default_rng(0))
+    with torch.no_grad():  # Q1 = -(normalised size): smaller is better
+        for layer in agent.critic.q1:
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.zero_()
+                layer.bias.zero_()
+        agent.critic.q1[0].weight[0, 3] = -1.0
+        agent.critic.q1[2].weight[0, 0] = 1.0
+        agent.critic.q1[4].weight[0, 0] = 1.0
+        agent.critic.q1[0].bias[0] = 1.0  # keep ReLU active: 1 - a_norm >= 0
+    state = np.zeros((3, 3), np.float32)
+    cands = np.array([[10, 5, 20, 5, 7, 9], [1, 1, 2, 3, 4, 5], [128, 127, 126, 125, 124, 123]])
+    assert agent.best_candidate(state, cands).tolist() == [5, 1, 123]
+
+
+# ------------------------------------------------------------------------------ noise
+@pytest.mark.parametrize("kind,std", [("gaussian", 6.0), ("uniform", 22 / np.sqrt(12))])
+def test_noise_moments(kind, std):
+    x = Noise(kind, 200_000, "entity", np.random.default_rng(0)).sample()
+    assert abs(x.mean()) < 0.05 and x.std() == pytest.approx(std, rel=0.01)
+    if kind == "uniform":
+        assert x.min() >= -11 and x.max() <= 11
+
+
+def test_ou_increment_std_is_4_and_reset_returns_to_zero():
+    noise = Noise("ou", 100_000, "entity", np.random.default_rng(0))
+    first = noise.sample()
+    assert first.std() == pytest.approx(4.0, rel=0.02)  # sigma * sqrt(dt) = 40 * 0.1
+    for _ in range(8):
+        noise.sample()
+    assert noise.state.std() == pytest.approx(4.0 * np.sqrt(9), rel=0.05)
+    noise.reset()
+    assert (noise.state == 0).all()
+
+
+def test_shared_scope_gives_one_value_to_every_entity_and_none_is_zero():
+    shared = Noise("gaussian", 50, "shared", np.random.default_rng(0)).sample()
+    assert len(set(shared.tolist())) == 1
+    assert (Noise("none", 5, "entity", np.random.default_rng(0)).sample() == 0).all()
+
+
+# ------------------------------------------------------------------------------ TD3
+def _agent(**kw):
+    return TD3Agent(10, TD3Settings(hidden=16, batch_size=32, **kw), np.random.default_rng(0))
+
+
+def _fill(agent, n=200):
+    rng = np.random.default_rng(1)
+    for _ in range(n // 10):
+        agent.buffer.add(rng.uniform(-1, 1, (10, 3)), rng.integers(1, 129, 10).astype(np.float32),
+                         rng.normal(size=10), rng.uniform(-1, 1, (10, 3)))
+
+
+def test_target_equals_r_plus_gamma_min_of_target_critics():
+    agent = _agent(target_noise_std=0.0)
+    s2 = torch.rand(6, 3) * 2 - 1
+    r = torch.arange(6, dtype=torch.float32)
+    with torch.no_grad():
+        a2 = agent.actor_target(s2)
+        q1, q2 = agent.critic_target(s2, a2)
+        expected = r + 0.99 * torch.minimum(q1, q2)
+    assert torch.allclose(agent.target_values(r, s2), expected)
+
+
+def test_actor_changes_only_on_every_second_update():
+    agent = _agent()
+    _fill(agent)
+    snapshot = lambda: [p.detach().clone() for p in agent.actor.parameters()]
+    for k in range(1, 5):
+        before = snapshot()
+        out = agent.update()
+        changed = any(not torch.equal(a, b) for a, b in zip(before, snapshot()))
+        assert changed == (k % 2 == 0) and (out["actor_loss"] is None) == (k % 2 == 1)
+
+
+def test_target_critic_update_schedule():
+    for mode, expect_first in (("update", True), ("delayed", False)):
+        agent = _agent(target_critic_every=mode)
+        _fill(agent)
+        before = [p.detach().clone() for p in agent.critic_target.parameters()]
+        agent.update()
+        moved = any(not torch.equal(a, b) for a, b in zip(before, agent.critic_target.parameters()))
+        assert moved == expect_first
+
+
+def test_soft_update_with_tau_one_copies_weights():
+    agent = _agent()
+    with torch.no_grad():
+        for p in agent.actor.parameters():
+            p.add_(1.0)
+    soft_update(agent.actor_target, agent.actor, 1.0)
+    assert all(torch.equal(a, b) for a, b in zip(agent.actor.parameters(),
+                                                 agent.actor_target.parameters()))
+
+
+def test_replay_buffer_keeps_the_last_iterations():
+    agent = TD3Agent(4, TD3Settings(hidden=4, buffer_iterations=2), np.random.default_rng(0))
+    for it in range(3):
+        agent.buffer.add(np.zeros((4, 3)), np.full(4, it + 1.0), np.zeros(4), np.zeros((4, 3)))
+    assert agent.buffer.size == 8 and sorted(set(agent.buffer.a.tolist())) == [2.0, 3.0]
+
+
+def test_action_scaling_round_trips():
+    t = torch.tensor([-1.0, 0.0, 1.0])
+    assert to_size(t).tolist() == [1.0, 64.5, 128.0]
+    assert torch.allclose(normalise_size(to_size(t)), t)
+
+
+def test_sizes_are_integers_in_range_with_and_without_walk():
+    rng = np.random.default_rng(0)
+    agent = TD3Agent(500, TD3Settings(hidden=8), rng)
+    state = rng.uniform(-1, 1, (500, 3)).astype(np.float32)
+    for rw, pos in ((True, "before_walk"), (True, "after_argmax"), (False, "before_walk")):
+        cfg = SearchSettings(random_walk=rw, noise_position=pos)
+        d = select_sizes(agent, state, Noise("gaussian", 500, "entity", rng, sigma=200),
+                         SizeGraph(), cfg, rng)
+        assert d.dtype.kind == "i" and d.min() >= 1 and d.max() <= 128
+
+
+# ------------------------------------------------------------------------------ reward, state
+def test_reward_formulas_on_hand_values():
+    evals, q, d = np.array([0.2]), np.array([0.5]), np.array([64.0])
+    assert reward(evals, q, d, 0.4, "ratio", "paper")[0] == pytest.approx(0.5 - 0.4 * 0.25)
+    assert reward(evals, q, d, 0.01, "raw", "code")[0] == pytest.approx(0.2 - 0.01 * (63 / 128) ** 2)
+
+
+def test_quality_ratio_is_clipped_and_guards_zero_peak():
+    q = quality_ratio(np.array([0.1, 0.5, 0.3]), np.array([0.2, 0.25, 0.0]))
+    assert q.tolist() == [0.5, 1.0, 1.0]
+
+
+def test_state_encodings_map_extremes_to_plus_minus_one():
+    assert encode_size(np.array([1.0, 128.0])).tolist() == [-1.0, 1.0]
+    assert encode_popularity(np.array([3.0, 10.0, 17.0])).tolist() == [-1.0, 0.0, 1.0]
+
+
+# ------------------------------------------------------------------------------ selection
+def _log(rows):
+    return pd.DataFrame(rows, columns=["episode", "iteration", "val_avg_user", "params", "capacity"])
+
+
+def test_inclusive_eligibility_lets_a_96pct_mask_compete_at_80_but_exclusive_does_not():
+    log = _log([(1, 1, 0.30, 4, 100), (1, 2, 0.20, 15, 100)])  # 96% and 85% sparse
+    assert top_candidates(log, 80, 3, "inclusive")["iteration"].tolist() == [1, 2]
+    assert top_candidates(log, 80, 3, "exclusive")["iteration"].tolist() == [2]
+
+
+def test_selection_orders_by_quality_then_earlier_and_never_violates_budget():
+    log = _log([(1, 1, 0.3, 9, 100), (1, 2, 0.5, 21, 100), (2, 1, 0.4, 10, 100),
+                (2, 2, 0.4, 5, 100), (1, 3, 0.4, 8, 100)])
+    chosen = top_candidates(log, 90, 3, "inclusive")
+    assert list(zip(chosen.episode, chosen.iteration)) == [(1, 3), (2, 1), (2, 2)]
+    assert (100 * chosen.params <= 10 * chosen.capacity).all()
+
+
+def test_missing_budget_raises_and_intervals_restrict_the_pool():
+    log = _log([(1, 1, 0.3, 50, 100), (2, 1, 0.3, 4, 100)])
+    with pytest.raises(BudgetNotReached, match="95% not reached"):
+        top_candidates(log, 95, 3, episodes=(1, 1))
+    assert top_candidates(log, 95, 3, episodes=(2, 2))["episode"].tolist() == [2]
+    assert episode_intervals(30, 5) == [(1, 6), (7, 12), (13, 18), (19, 24), (25, 30)]
+    assert episode_intervals(30, 5, cumulative=True)[-1] == (1, 30)

@@ -1,0 +1,90 @@
+# CIESS: search -> top-l candidates per budget -> common retraining -> validation selection.
+# Search labels: {noise code}-{rw|norw}-lam{lambda}, e.g. g-rw-lam0.4 (common.smk).
+
+
+rule ciess_search:
+    input:
+        manifest="results/data/{dataset}/split/manifest.json",
+        peak="results/runs/{dataset}/{model}/full/dense/seed{seed}/entity_quality.npz",
+    output:
+        log_csv="results/search/{dataset}/{model}/ciess-{search}/seed{seed}/search_log.csv",
+        masks="results/search/{dataset}/{model}/ciess-{search}/seed{seed}/masks.npz",
+    log:
+        "results/logs/ciess_search/{dataset}/{model}/{search}/seed{seed}.log",
+    conda:
+        "../../environment.yml"
+    threads: config["threads"]
+    params:
+        search=config["ciess"],
+        noise=lambda wc: parse_search(wc.search)[0],
+        random_walk=lambda wc: parse_search(wc.search)[1],
+        lam=lambda wc: parse_search(wc.search)[2],
+        train=lambda wc: {**config["train"], "device": config["device"]},
+        model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
+    script:
+        "../scripts/ciess_search.py"
+
+
+checkpoint ciess_candidates:
+    input:
+        log_csv="results/search/{dataset}/{model}/ciess-{search}/seed{seed}/search_log.csv",
+    output:
+        candidates="results/search/{dataset}/{model}/ciess-{search}/seed{seed}/candidates/{pool}/{budget}.csv",
+    log:
+        "results/logs/ciess_candidates/{dataset}/{model}/{search}/{pool}/{budget}/seed{seed}.log",
+    conda:
+        "../../environment.yml"
+    params:
+        l=config["ciess"]["selection"]["l"],
+        eligibility=config["ciess"]["selection"]["eligibility"],
+        budgets=config["ciess"]["selection"]["budgets"],
+        allow_not_reached=allow_not_reached,
+    script:
+        "../scripts/ciess_candidates.py"
+
+
+rule ciess_candidate_mask:
+    input:
+        candidates="results/search/{dataset}/{model}/ciess-{search}/seed{seed}/candidates/{pool}/{budget}.csv",
+        masks="results/search/{dataset}/{model}/ciess-{search}/seed{seed}/masks.npz",
+    output:
+        mask="results/masks/{dataset}/{model}/ciess-{search}-{pool}-cand{k}/{budget}/seed{seed}/mask.npz",
+    log:
+        "results/logs/ciess_candidate_mask/{dataset}/{model}/{search}/{pool}/{budget}/seed{seed}/cand{k}.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/ciess_candidate_mask.py"
+
+
+rule ciess_select:
+    input:
+        candidates="results/search/{dataset}/{model}/ciess-{search}/seed{seed}/candidates/all/{budget}.csv",
+        metrics=candidate_metrics,
+    output:
+        metrics="results/runs/{dataset}/{model}/ciess-{search}/{budget}/seed{seed}/metrics.json",
+        selection="results/runs/{dataset}/{model}/ciess-{search}/{budget}/seed{seed}/selection.csv",
+    log:
+        "results/logs/ciess_select/{dataset}/{model}/{search}/all/{budget}/seed{seed}.log",
+    conda:
+        "../../environment.yml"
+    params:
+        method=lambda wc: f"ciess-{wc.search}",
+    script:
+        "../scripts/ciess_select.py"
+
+
+use rule ciess_select as ciess_select_interval with:
+    input:
+        candidates="results/search/{dataset}/{model}/ciess-{search}/seed{seed}/candidates/{pool}/{budget}.csv",
+        metrics=candidate_metrics,
+    output:
+        metrics="results/runs/{dataset}/{model}/ciess-{search}-{pool}/{budget}/seed{seed}/metrics.json",
+        selection="results/runs/{dataset}/{model}/ciess-{search}-{pool}/{budget}/seed{seed}/selection.csv",
+    log:
+        "results/logs/ciess_select/{dataset}/{model}/{search}/{pool}/{budget}/seed{seed}.log",
+    params:
+        method=lambda wc: f"ciess-{wc.search}-{wc.pool}",
+
+
+ruleorder: ciess_select > ciess_select_interval > retrain_masked

@@ -1,10 +1,14 @@
 """Embedding-size methods behind one small interface, registered by name.
 
-A method is a function ``make_mask(ctx: MethodContext) -> Mask`` decorated with
-``@register("name")``. It reads what it needs from the context (the split, the base model's name,
-the target sparsity or ``None`` for its native mode, the seed, its own config) and returns a
-mask in the format of ``ciess.masks``. The workflow's ``make_mask`` rule saves it; retraining
-and evaluation always go through the common ``retrain_masked`` rule.
+A method is one function, registered with ``@register("name")``::
+
+    def make_masks(ctx: MethodContext, targets: list[int | None]) -> dict[int | None, Mask]
+
+``targets`` are the target sparsities in percent the profile asks for (e.g. [80, 90, 95]), or
+``None`` for the method's native mode (it then reports whatever sparsity it reaches). The method
+returns one mask (``ciess.masks``) per target; the workflow checks each budget and saves the
+masks. Methods that search once for all budgets (PEP) do so in one call. Retraining and
+evaluation always go through the common ``retrain_masked`` rule. See docs/adding_a_method.md.
 """
 from __future__ import annotations
 
@@ -23,32 +27,49 @@ N_TABLES = {"lightgcn": 1, "ngcf": 1, "neumf": 2}
 @dataclass
 class MethodContext:
     split: SplitData
-    model: str  # base model name: lightgcn | ngcf | neumf
-    target_pct: int | None  # e.g. 90 for 90% sparsity; None = the method's native mode
+    model: str  # base model: lightgcn | ngcf | neumf
     seed: int
-    params: dict = field(default_factory=dict)  # the method's own config block
-    train: dict = field(default_factory=dict)  # shared training settings (TrainSettings keys)
+    params: dict = field(default_factory=dict)  # the method's own config block (`params:`)
+    train: dict = field(default_factory=dict)  # the shared training settings (config `train:`)
     model_overrides: dict = field(default_factory=dict)
-    full_run_dir: Path | None = None  # the pretrained full-size model of this dataset/model/seed
+    full_run_dir: Path | None = None  # pretrained full model, when the method asks for it
+    init_state_path: Path | None = None  # where a rewinding method saves its initial tables
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("baselines"))
 
     @property
     def n_tables(self) -> int:
         return N_TABLES[self.model]
 
-    def meta(self, method: str, **extra) -> dict:
+    def train_settings(self):
+        from ciess.train import TrainSettings, resolve_device
+
+        return TrainSettings.from_config({**self.train,
+                                          "device": resolve_device(self.train.get("device", "cpu"))})
+
+    def meta(self, method: str, target_pct: int | None, **extra) -> dict:
         return {"dataset": self.split.name, "model": self.model, "method": method,
-                "target_sparsity": None if self.target_pct is None else self.target_pct / 100,
+                "target_sparsity": None if target_pct is None else target_pct / 100,
                 "seed": self.seed, "d_max": 128, **extra}
 
+    def save_init_state(self, tables: dict) -> None:
+        """Save the step-0 embedding tables that retraining rewinds to (PEP, OptEmb)."""
+        import torch
 
-MakeMask = Callable[[MethodContext], Mask]
-REGISTRY: dict[str, MakeMask] = {}
-BUILTIN_MODULES = ("baselines.es",)
+        from ciess.io import atomic_path
+
+        if self.init_state_path is None:
+            raise RuntimeError("this method rewinds, but its config block lacks `rewind: true`")
+        with atomic_path(self.init_state_path) as tmp:
+            torch.save({k: v.detach().cpu() for k, v in tables.items()}, tmp)
 
 
-def register(name: str) -> Callable[[MakeMask], MakeMask]:
-    def wrap(fn: MakeMask) -> MakeMask:
+MakeMasks = Callable[[MethodContext, list], dict]
+REGISTRY: dict[str, MakeMasks] = {}  # name -> make_masks
+BUILTIN_MODULES = ("baselines.es", "baselines.mr", "baselines.pep")
+
+
+def register(name: str) -> Callable[[MakeMasks], MakeMasks]:
+    def wrap(fn: MakeMasks) -> MakeMasks:
         if name in REGISTRY and REGISTRY[name] is not fn:
             raise ValueError(f"method '{name}' is registered twice")
         REGISTRY[name] = fn
@@ -56,10 +77,16 @@ def register(name: str) -> Callable[[MakeMask], MakeMask]:
     return wrap
 
 
-def get_method(name: str, module: str | None = None) -> MakeMask:
-    """The registered method ``name``; ``module`` is imported first (methods outside this package)."""
-    for mod in (*BUILTIN_MODULES, *([module] if module else [])):
-        importlib.import_module(mod)
+def get_method(name: str, module: str | None = None) -> MakeMasks:
+    """The registered method ``name``. Imports ``module`` (a method outside this package) or, by
+    convention, ``baselines.<name>``, whose import registers it."""
+    for mod in (*BUILTIN_MODULES, module or f"baselines.{name}"):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if module is not None or exc.name != mod:
+                raise
     if name not in REGISTRY:
-        raise KeyError(f"no embedding-size method '{name}' is registered (known: {sorted(REGISTRY)})")
+        raise KeyError(f"no embedding-size method '{name}' is registered (known: {sorted(REGISTRY)}); "
+                       "give its module in the config (`module:`)")
     return REGISTRY[name]

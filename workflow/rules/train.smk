@@ -12,7 +12,7 @@ rule pretrain_full:
         "results/logs/pretrain_full/{dataset}/{model}/seed{seed}.log",
     conda:
         "../../environment.yml"
-    threads: 2
+    threads: config["threads"]
     params:
         train=lambda wc: {**config["train"], "device": config["device"]},
         final_protocol=config["final_protocol"],
@@ -23,37 +23,16 @@ rule pretrain_full:
         "../scripts/train_masked.py"
 
 
-rule make_mask:
-    input:
-        unpack(method_inputs),
-    output:
-        mask="results/masks/{dataset}/{model}/{method}/{budget}/seed{seed}/mask.npz",
-    log:
-        "results/logs/make_mask/{dataset}/{model}/{method}/{budget}/seed{seed}.log",
-    conda:
-        "../../environment.yml"
-    threads: 2
-    params:
-        target_pct=lambda wc: target_pct(wc.budget),
-        method_params=lambda wc: config["methods"][wc.method]["params"],
-        module=lambda wc: config["methods"][wc.method].get("module"),
-        train=lambda wc: {**config["train"], "device": config["device"]},
-        model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
-    script:
-        "../scripts/make_mask.py"
-
-
 rule retrain_masked:
     input:
-        manifest="results/data/{dataset}/split/manifest.json",
-        mask="results/masks/{dataset}/{model}/{method}/{budget}/seed{seed}/mask.npz",
+        unpack(retrain_inputs),
     output:
         metrics="results/runs/{dataset}/{model}/{method}/{budget}/seed{seed}/metrics.json",
     log:
         "results/logs/retrain_masked/{dataset}/{model}/{method}/{budget}/seed{seed}.log",
     conda:
         "../../environment.yml"
-    threads: 2
+    threads: config["threads"]
     params:
         train=lambda wc: {**config["train"], "device": config["device"]},
         final_protocol=config["final_protocol"],

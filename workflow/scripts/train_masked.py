@@ -13,6 +13,7 @@ train_and_record(
     train_cfg=sm.params.train, final_protocol=sm.params.final_protocol,
     model_overrides=sm.params.model_overrides, metrics_path=sm.output.metrics,
     mask_path=sm.input.get("mask"), config=sm.config,
+    init_state_path=sm.input.get("init_state"),
     labels={"method": sm.params.method, "budget": sm.params.budget, "profile": sm.config["profile"]},
     model_path=sm.output.get("model"), quality_path=sm.output.get("quality"),
 )

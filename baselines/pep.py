@@ -1,0 +1,107 @@
+"""PEP: learnable per-entry soft thresholds, masks captured at each budget's first crossing,
+lottery-ticket retraining with the fixed unstructured mask (shared/spec/baselines.md §4).
+
+Forward: V~ = sign(V) * relu(|V| - sigmoid(S)), S of V's shape (``feature_dim``), one S per
+table (four for NeuMF). One Adam with two groups: S (lr ``s_lr``, coupled weight decay
+``s_weight_decay``, which is what drives S up, §4.5) and the rest (the base model's settings, or
+a fixed ``model_lr`` as the official code's Adam 1e-3). Coupled decay pulls S towards 0, so the
+threshold sigmoid(S) levels off near 0.5: entries whose weights outgrow it cannot be pruned, and
+a budget that needs them fails loudly (raise ``max_steps``, lower ``model_lr``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.nn.utils import parametrize
+
+from baselines import MethodContext, register
+from ciess.masks import D_MAX, capacity, elements_mask, meets_budget
+from ciess.models import build_model, embedding_tables
+from ciess.sampler import TripleSampler
+from ciess.train import _lr_at, seed_everything
+
+
+class SoftThreshold(nn.Module):
+    """Parametrization V -> sign(V) * relu(|V| - sigmoid(S))."""
+
+    def __init__(self, shape, init: float):
+        super().__init__()
+        self.s = nn.Parameter(torch.full(shape, float(init)))
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        return torch.sign(v) * torch.relu(v.abs() - torch.sigmoid(self.s))
+
+
+def thresholded_nnz(tables) -> int:
+    with torch.no_grad():
+        return int(sum(torch.count_nonzero(t.weight) for t in tables))
+
+
+@register("pep")
+def make_masks(ctx: MethodContext, targets: list[int]) -> dict:
+    p = {"threshold_init": -15.0, "s_lr": 1e-3, "s_weight_decay": 1e-5, "check_every": 1,
+         "max_steps": 30000, "batch_size": None, "model_lr": None, **ctx.params}
+    if any(t is None for t in targets):
+        raise ValueError("PEP has no native mode: give target sparsities")
+    split, settings = ctx.split, ctx.train_settings()
+    seed_everything(ctx.seed)
+    model = build_model(ctx.model, split.n_users, split.n_items, split.train, ctx.model_overrides,
+                        settings.device)
+    named = embedding_tables(model)  # {name: nn.Embedding}, user/item (x GMF/MLP for NeuMF)
+    ctx.save_init_state({name: t.weight.detach().clone() for name, t in named.items()})
+    for t in named.values():
+        parametrize.register_parametrization(t, "weight", SoftThreshold(t.weight.shape, p["threshold_init"]))
+    s_params = [t.parametrizations.weight[0].s for t in named.values()]
+    ids = {id(x) for x in s_params}
+    rest = [x for x in model.parameters() if id(x) not in ids]
+    hp = model.hparams
+    opt = torch.optim.Adam([
+        {"params": s_params, "lr": p["s_lr"], "weight_decay": p["s_weight_decay"], "name": "s"},
+        {"params": rest, "lr": hp["lr"], "weight_decay": 0.0, "name": "model"},
+    ])
+    batch = p["batch_size"] or settings.batch_size  # default: the base model's batch
+    sampler = TripleSampler(split.train, batch, settings.sampler, ctx.seed)
+    cap = capacity(split.n_users, split.n_items, ctx.n_tables)
+    pending = sorted(targets)
+    captured, previous_sparsity = {}, 0.0
+    for step in range(1, int(p["max_steps"]) + 1):
+        # the rest of the model: the base model's schedule, or a fixed `model_lr` (official 1e-3)
+        opt.param_groups[1]["lr"] = p["model_lr"] or _lr_at(step - 1, hp)
+        u, pos, neg = (x.to(settings.device) for x in sampler.sample())
+        loss = model.calculate_loss({model.USER_ID: u, model.ITEM_ID: pos, model.NEG_ITEM_ID: neg})
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % p["check_every"] and step != p["max_steps"]:
+            continue
+        nnz = thresholded_nnz(named.values())
+        while pending and meets_budget(nnz, pending[0], split.n_users, split.n_items, ctx.n_tables):
+            pct = pending.pop(0)
+            with torch.no_grad():
+                keep = {n: (t.weight != 0).cpu().numpy() for n, t in named.items()}
+            captured[pct] = _to_mask(ctx, keep, pct, step, nnz, cap, previous_sparsity)
+            ctx.log.info("PEP captured %d%% at step %d: %d params (sparsity %.4f)", pct, step, nnz,
+                         1 - nnz / cap)
+        previous_sparsity = 1 - nnz / cap
+        if step % 100 == 0:
+            s_mean = float(torch.stack([s.mean() for s in s_params]).mean())
+            ctx.log.info("PEP step %d: loss %.4f, sparsity %.4f, mean S %.3f", step, float(loss),
+                         1 - nnz / cap, s_mean)
+        if not pending:
+            break
+    if pending:
+        raise RuntimeError(f"PEP reached max_steps={p['max_steps']} before the budgets "
+                           f"{pending}%; raise max_steps or s_lr (never a looser mask)")
+    return captured
+
+
+def _to_mask(ctx, keep: dict, pct: int, step: int, nnz: int, cap: int, previous: float):
+    names = list(keep)
+    users = np.stack([keep[n] for n in names if n.startswith("user")])
+    items = np.stack([keep[n] for n in names if n.startswith("item")])
+    if len(users) == 1:
+        users, items = users[0], items[0]
+    return elements_mask(users, items, **ctx.meta(
+        "pep", pct, captured_step=step, nnz=nnz, rewind=True, tables=names,
+        sparsity_at_previous_check=previous))

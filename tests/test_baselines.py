@@ -1,0 +1,107 @@
+"""Baselines (shared/spec/baselines.md §8): ES, MR, PEP."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from baselines import MethodContext, get_method
+from baselines.mr import draw_sizes, repair
+from baselines.pep import SoftThreshold
+from ciess.masks import account, meets_budget
+from ciess.models import build_model, embedding_tables, rewind_tables
+from helpers import random_split
+
+
+def _ctx(split, model="lightgcn", seed=0, **params):
+    return MethodContext(split=split, model=model, seed=seed, params=params,
+                         train={"batch_size": 256, "sampler": "user_uniform", "eval_every": 5,
+                                "patience": 2, "max_batches": 10, "eval_batch_users": 64,
+                                "device": "cpu"},
+                         log=logging.getLogger("test"))
+
+
+@pytest.mark.parametrize("model", ["lightgcn", "neumf"])
+def test_es_and_mr_meet_every_budget(model):
+    split = random_split(n_users=97, n_items=61)
+    for name in ("es", "mr"):
+        masks = get_method(name)(_ctx(split, model), [80, 90, 95])
+        for pct, mask in masks.items():
+            params = account(mask, 2 if model == "neumf" else 1)["params"]
+            assert meets_budget(params, pct, 97, 61, 2 if model == "neumf" else 1)
+
+
+def test_es_sizes_match_the_spec_table():
+    split = random_split(n_users=6040 // 10, n_items=3706 // 10)
+    masks = get_method("es")(_ctx(split), [80, 90, 95])
+    assert [int(masks[c].user[0]) for c in (80, 90, 95)] == [25, 12, 6]
+
+
+def test_mr_is_seeded_and_its_draw_is_flat_before_repair():
+    split = random_split()
+    a = get_method("mr")(_ctx(split, seed=3), [90])[90]
+    b = get_method("mr")(_ctx(split, seed=3), [90])[90]
+    c = get_method("mr")(_ctx(split, seed=4), [90])[90]
+    assert np.array_equal(a.user, b.user) and not np.array_equal(a.user, c.user)
+    draw = draw_sizes(200_000, 90, np.random.default_rng(0))
+    counts = np.bincount(draw)[1:]
+    assert draw.min() == 1 and draw.max() == 25
+    assert counts.std() / counts.mean() < 0.05
+
+
+def test_mr_repair_hits_the_budget_exactly_when_it_must():
+    sizes = np.full(10, 5)
+    fixed = repair(sizes, 37, np.random.default_rng(0))
+    assert fixed.sum() == 37 and fixed.min() == 3 and (fixed <= 4).all()
+
+
+def test_pep_threshold_matches_hand_values():
+    th = SoftThreshold((1, 4), init=0.0)  # sigmoid(0) = 0.5
+    v = torch.tensor([[0.7, -0.7, 0.2, -2.0]])
+    assert torch.allclose(th(v), torch.tensor([[0.2, -0.2, 0.0, -1.5]]))
+
+
+def test_pep_captures_each_budget_at_its_first_crossing_and_rewinds(tmp_path):
+    split = random_split(n_users=60, n_items=50, per_user=16)
+    ctx = _ctx(split, threshold_init=-6.0, s_lr=0.05, max_steps=2000, batch_size=128, model_lr=1e-3)
+    ctx.init_state_path = tmp_path / "init.pt"
+    masks = get_method("pep")(ctx, [80, 90, 95])
+    for pct, mask in masks.items():
+        assert mask.meta["sparsity_at_previous_check"] < pct / 100
+        params = account(mask, 1)["params"]
+        assert params == mask.meta["nnz"] and meets_budget(params, pct, 60, 50)
+    steps = [masks[c].meta["captured_step"] for c in (80, 90, 95)]
+    assert steps == sorted(steps)
+    initial = torch.load(tmp_path / "init.pt", weights_only=True)
+    model = build_model("lightgcn", 60, 50, split.train, mask=masks[90])
+    rewind_tables(model, initial)
+    w = model.user_embedding.weight.detach()
+    keep = torch.from_numpy(masks[90].dense("user"))
+    assert torch.equal(w[keep], initial["user_embedding"][keep]) and (w[~keep] == 0).all()
+
+
+def test_pep_on_neumf_keeps_one_mask_per_table(tmp_path):
+    split = random_split(n_users=30, n_items=40, per_user=12)
+    ctx = _ctx(split, "neumf", threshold_init=-4.0, s_lr=0.1, max_steps=2000, batch_size=128,
+               model_lr=1e-3)
+    ctx.init_state_path = tmp_path / "init.pt"
+    mask = get_method("pep")(ctx, [80])[80]
+    assert mask.per_table and mask.user.shape == (2, 30, 128)
+    model = build_model("neumf", 30, 40, split.train, mask=mask)
+    assert model.masked_nnz() == account(mask, 2)["params"]
+    assert set(torch.load(tmp_path / "init.pt")) == set(embedding_tables(model))
+
+
+def test_pep_fails_loudly_when_a_budget_is_not_crossed(tmp_path):
+    split = random_split()
+    ctx = _ctx(split, threshold_init=-15.0, s_lr=1e-4, max_steps=3)
+    ctx.init_state_path = tmp_path / "init.pt"
+    with pytest.raises(RuntimeError, match=r"before the budgets \[80, 95\]%"):
+        get_method("pep")(ctx, [95, 80])
+
+
+def test_unknown_method_names_the_registry():
+    with pytest.raises(KeyError, match="no embedding-size method 'nope'"):
+        get_method("nope")

@@ -27,6 +27,9 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/methods.smk"
+include: "workflow/rules/ciess.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

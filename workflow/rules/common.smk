@@ -3,13 +3,18 @@ from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml")
 
+SEARCH_RE = r"(g|u|ou|none)-(rw|norw)-lam[0-9.]+"
+
 
 wildcard_constraints:
     dataset="|".join(config["datasets"]),
     model="|".join(config["models"]),
     seed=r"\d+",
     budget=r"c\d+|native",
-    method=r"[a-z][a-z0-9_]*",
+    method=r"[a-z][a-z0-9_.\-]*",
+    search=SEARCH_RE,
+    pool=r"all|ep\d+-\d+",
+    k=r"\d+",
 
 
 def budget_label(budget):
@@ -42,18 +47,69 @@ def method_runs():
                         yield dataset, model, method, budget_label(budget), seed
 
 
-def method_inputs(wildcards):
-    spec = config["methods"][wildcards.method]
-    inputs = {"manifest": f"results/data/{wildcards.dataset}/split/manifest.json"}
-    if spec.get("needs_full_model", False):
-        inputs["full_metrics"] = full_run(
-            wildcards.dataset, wildcards.model, wildcards.seed
-        )
+def method_inputs(method):
+    """Input function of make_masks_<method>: the split, and the full model if asked for."""
+
+    def inputs(wildcards):
+        spec = config["methods"][method]
+        out = {"manifest": f"results/data/{wildcards.dataset}/split/manifest.json"}
+        if spec.get("needs_full_model", False):
+            out["full_metrics"] = full_run(
+                wildcards.dataset, wildcards.model, wildcards.seed
+            )
+        return out
+
     return inputs
 
 
+def method_outputs(method):
+    """Outputs of make_masks_<method>: one mask per budget (+ the initial tables to rewind to)."""
+    spec = config["methods"][method]
+    out = {
+        "masks": [
+            f"results/masks/{{dataset}}/{{model}}/{method}/{budget_label(b)}/seed{{seed}}/mask.npz"
+            for b in spec["budgets"]
+        ]
+    }
+    if spec.get("rewind", False):
+        out["init_state"] = init_state_path(method)
+    return out
+
+
+def init_state_path(method):
+    return f"results/masks/{{dataset}}/{{model}}/{method}/seed{{seed}}/init_state.pt"
+
+
+def retrain_inputs(wildcards):
+    """retrain_masked reads the split, the mask, and for rewinding methods the initial tables."""
+    out = {
+        "manifest": f"results/data/{wildcards.dataset}/split/manifest.json",
+        "mask": f"results/masks/{wildcards.dataset}/{wildcards.model}/{wildcards.method}/{wildcards.budget}/seed{wildcards.seed}/mask.npz",
+    }
+    spec = config["methods"].get(wildcards.method, {})
+    if spec.get("rewind", False):
+        out["init_state"] = init_state_path(wildcards.method).format(**wildcards)
+    return out
+
+
+def all_metric_files():
+    """Every metrics JSON the profile produces: Full, every method, every CIESS selection."""
+    out = [
+        full_run(d, m, s)
+        for d in config["datasets"]
+        for m in config["models"]
+        for s in config["seeds"]
+    ]
+    out += [
+        f"results/runs/{d}/{m}/{meth}/{b}/seed{s}/metrics.json"
+        for d, m, meth, b, s in method_runs()
+    ]
+    return out + ciess_results()
+
+
 def get_final_output():
-    out = []
+    out = ["results/tables/results.csv"]
+    out += [f"results/notebooks/{name}.html" for name in NOTEBOOKS]
     for dataset in config["datasets"]:
         out += split_outputs(dataset)
         for model in config["models"]:
@@ -62,4 +118,180 @@ def get_final_output():
         f"results/runs/{d}/{m}/{meth}/{b}/seed{s}/metrics.json"
         for d, m, meth, b, s in method_runs()
     ]
+    return out + ciess_results()
+
+
+# ---------------------------------------------------------------------------- CIESS studies
+NOISE_CODE = {"gaussian": "g", "uniform": "u", "ou": "ou", "none": "none"}
+CODE_NOISE = {code: noise for noise, code in NOISE_CODE.items()}
+
+
+def search_label(noise, random_walk, lam):
+    """(gaussian, True, 0.4) -> g-rw-lam0.4: the CIESS variant in every path."""
+    return f"{NOISE_CODE[noise]}-{'rw' if random_walk else 'norw'}-lam{float(lam):g}"
+
+
+def parse_search(label):
+    code, walk, lam = label.split("-")
+    return CODE_NOISE[code], walk == "rw", float(lam[3:])
+
+
+def default_search(dataset):
+    return search_label("gaussian", True, config["ciess"]["lambda"][dataset])
+
+
+def ciess_searches():
+    """(dataset, model, search label) of every search: Table 1, Table 2, Figure 4."""
+    studies, out = config["ciess"]["studies"], []
+    for dataset in config["datasets"]:
+        lam = config["ciess"]["lambda"][dataset]
+        for model in studies["main_models"]:
+            out.append((dataset, model, default_search(dataset)))
+        for model in studies["ablation_models"]:
+            for v in studies["ablation_variants"]:
+                out.append(
+                    (dataset, model, search_label(v["noise"], v["random_walk"], lam))
+                )
+        for model in studies["lambda_models"]:
+            for grid_lam in studies["lambda_grid"][dataset]:
+                out.append((dataset, model, search_label("gaussian", True, grid_lam)))
+    return [s for s in dict.fromkeys(out) if s[1] in config["models"]]
+
+
+def interval_pools():
+    sel = config["ciess"]["selection"]
+    episodes, n = config["ciess"]["episodes"], sel["episode_intervals"]
+    if episodes % n:
+        raise ValueError(
+            f"ciess.episodes={episodes} does not split into "
+            f"ciess.selection.episode_intervals={n} equal intervals"
+        )
+    size = episodes // n
+    first = lambda k: 1 if sel["cumulative_intervals"] else k * size + 1
+    return [f"ep{first(k)}-{(k + 1) * size}" for k in range(n)]
+
+
+def ciess_method(search, pool):
+    return f"ciess-{search}" if pool == "all" else f"ciess-{search}-{pool}"
+
+
+def ciess_results():
+    """Selected-mask metrics of every search at every budget, and Figure 5's interval pools."""
+    out = []
+    budgets = [budget_label(b) for b in config["ciess"]["selection"]["budgets"]]
+    for dataset, model, search in ciess_searches():
+        pools = ["all"]
+        if model in config["ciess"]["studies"][
+            "interval_models"
+        ] and search == default_search(dataset):
+            pools += interval_pools()
+        for pool in pools:
+            for b in budgets:
+                for seed in config["seeds"]:
+                    out.append(
+                        f"results/runs/{dataset}/{model}/{ciess_method(search, pool)}/{b}/seed{seed}/metrics.json"
+                    )
     return out
+
+
+def ciess_search_logs():
+    return [
+        f"results/search/{d}/{m}/ciess-{s}/seed{seed}/search_log.csv"
+        for d, m, s in ciess_searches()
+        for seed in config["seeds"]
+    ]
+
+
+def allow_not_reached(wildcards):
+    """Table 1's default search must reach every budget (fail loudly); the ablation, lambda
+    grid and episode intervals record an unreached budget as a gap."""
+    main = (
+        wildcards.model in config["ciess"]["studies"]["main_models"]
+        and wildcards.search == default_search(wildcards.dataset)
+        and wildcards.pool == "all"
+    )
+    return not main
+
+
+def candidate_metrics(wildcards):
+    """The retrained candidates of one (search, pool, budget): known once candidates exist."""
+    pool = wildcards.get("pool", "all")
+    cands = checkpoints.ciess_candidates.get(
+        dataset=wildcards.dataset,
+        model=wildcards.model,
+        search=wildcards.search,
+        seed=wildcards.seed,
+        pool=pool,
+        budget=wildcards.budget,
+    ).output.candidates
+    import pandas as pd
+
+    ranks = pd.read_csv(cands)["rank"].tolist()
+    method = f"ciess-{wildcards.search}-{pool}"
+    return [
+        f"results/runs/{wildcards.dataset}/{wildcards.model}/{method}-cand{k}/{wildcards.budget}/seed{wildcards.seed}/metrics.json"
+        for k in ranks
+    ]
+
+
+# ---------------------------------------------------------------------------- notebooks
+def fig3_logs():
+    """Figure 3: LightGCN, noise G, with and without the walk, default lambda, every seed."""
+    if "lightgcn" not in config["models"]:
+        return []
+    logs = []
+    for dataset in config["datasets"]:
+        lam = config["ciess"]["lambda"][dataset]
+        for search in (
+            search_label("gaussian", True, lam),
+            search_label("gaussian", False, lam),
+        ):
+            if (dataset, "lightgcn", search) in ciess_searches():
+                logs += [
+                    f"results/search/{dataset}/lightgcn/ciess-{search}/seed{s}/search_log.csv"
+                    for s in config["seeds"]
+                ]
+    return logs
+
+
+RESULTS_CSV = "results/tables/results.csv"
+NOTEBOOKS = {
+    "table1": {"inputs": lambda: ["results/tables/table1.csv"], "figures": []},
+    "table2": {"inputs": lambda: ["results/tables/table2.csv"], "figures": []},
+    "fig3_random_walk": {"inputs": fig3_logs, "figures": ["png", "csv"]},
+    "fig4_lambda": {"inputs": lambda: [RESULTS_CSV], "figures": ["png", "csv"]},
+    "fig5_episodes": {"inputs": lambda: [RESULTS_CSV], "figures": ["png", "csv"]},
+    "pareto": {"inputs": lambda: [RESULTS_CSV], "figures": ["png", "csv"]},
+}
+
+
+def notebook_figures(name):
+    out = {}
+    for ext in NOTEBOOKS[name]["figures"]:
+        path = f"results/figures/{name}.{ext}"
+        if ext == "png":  # figures go into `snakemake --report`
+            path = report(path, caption=f"../report/{name}.rst", category="Figures")
+        out[f"figure_{ext}"] = path
+    return out
+
+
+def notebook_parameters(name, input, output):
+    """The notebook's `parameters` cell values, as YAML for papermill -y."""
+    import json
+
+    p = {"figure_png": output.get("figure_png"), "data_csv": output.get("figure_csv")}
+    if name in ("table1", "table2"):
+        p = {"table_csv": input.data[0], "profile": config["profile"]}
+    elif name == "fig3_random_walk":
+        p["search_logs"] = list(input.data)
+        p["per_episode"] = "mean"
+    else:
+        p["results_csv"] = input.data[0]
+        p["default_lambda"] = config["ciess"]["lambda"]
+        if name == "fig4_lambda":
+            p["lambda_grid"] = {
+                d: config["ciess"]["studies"]["lambda_grid"][d]
+                for d in config["datasets"]
+            }
+            p["paper_best_lambda"] = {"ml-1m": 0.4, "yelp2018": 0.2}
+    return json.dumps(p)

@@ -1,0 +1,215 @@
+"""Speed and memory of the suite's training path against stock RecBole 1.2.1, on the same split.
+
+Prints, per base model, measured in this run (each measurement in its own process so peak
+memory is its own):
+  stock      RecBole's own class and Trainer._train_epoch at `--recbole-batch` (default 2048)
+  masked     the same Trainer, loader and batch with the suite's masked class (ES mask at 90%)
+  unmasked   the same with the suite's class and no mask: masked/unmasked = cost of masking
+  suite      the suite's path (vectorised sampler, batch 10,000): one epoch-equivalent =
+             ceil(|train| / 10,000) batches, and one full-ranking evaluation of all users
+Ratios: masked/stock and masked/unmasked epoch time; suite epoch / stock epoch; evaluation /
+suite epoch. Epoch times are measured over `--recbole-batches` batches when given (and scaled to
+a full epoch: labelled "scaled"), else over a full epoch.
+
+  python benchmarks/speed.py                                 # ML-100K (needs no network)
+  CIESS_DATA_MIRROR=../shared/data python benchmarks/speed.py --dataset ml-1m --recbole-batches 40
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def prepare_split(dataset: str, workdir: Path) -> Path:
+    """The split as the workflow makes it (same library functions), cached under workdir."""
+    from ciess.data.fetch import fetch_dataset, load_catalog
+    from ciess.data.preprocess import PARSERS, preprocess
+    from ciess.data.split import split_per_user, write_split
+
+    manifest = workdir / dataset / "split" / "manifest.json"
+    if manifest.exists():
+        return manifest
+    catalog = load_catalog(REPO / "config/datasets.yaml")
+    prov = fetch_dataset(catalog, dataset, workdir / dataset / "source")
+    raw = PARSERS[catalog[dataset]["parser"]](workdir / dataset / "source", prov["form"],
+                                              [f["path"] for f in prov["files"]])
+    table, stats = preprocess(raw)
+    parts, summary = split_per_user(table, allow_empty_parts=catalog[dataset].get(
+        "allow_empty_split_parts", False))
+    write_split(parts, manifest.parent, dataset, stats, 42, (0.5, 0.25, 0.25), summary)
+    return manifest
+
+
+class FirstBatches:
+    """The first n batches of a RecBole DataLoader, as something _train_epoch can iterate."""
+
+    def __init__(self, loader, n):
+        self.loader, self.n, self.shuffle = loader, n, False
+
+    def __iter__(self):
+        return itertools.islice(iter(self.loader), self.n)
+
+    def __len__(self):
+        return min(self.n, len(self.loader))
+
+
+def measure_recbole(kind: str, model_name: str, manifest: Path, batch: int, n_batches: int | None,
+                    workdir: Path) -> dict:
+    import torch
+    from recbole.utils import get_trainer, init_seed
+
+    from ciess.masks import sizes_mask
+    from ciess.models import MODELS, model_defaults
+    from ciess.recbole_bridge import STOCK_NAMES, recbole_config, recbole_data
+    from baselines.es import equal_size_for_budget
+
+    hp = {k: v for k, v in model_defaults(model_name).items()
+          if k not in ("lr", "lr_decay", "decay_batches", "min_lr", "mask_gmf", "init_std")}
+    model_cls = STOCK_NAMES[model_name] if kind == "stock" else MODELS[model_name]
+    cfg = recbole_config(manifest.parent, json.loads(manifest.read_text())["dataset"], model_cls,
+                         {**hp, "train_batch_size": batch, "eval_batch_size": 4096,
+                          "learning_rate": 0.001}, workdir=workdir)
+    if kind != "stock":
+        cfg["init_std"] = model_defaults(model_name).get("init_std", 0.01)
+        cfg["mask_gmf"] = True
+    init_seed(0, True)
+    dataset, train, valid, _ = recbole_data(cfg)
+    from recbole.utils import get_model
+
+    model = (get_model(model_cls) if kind == "stock" else MODELS[model_name])(cfg, train._dataset)
+    if kind == "masked":
+        nu, ni = dataset.user_num, dataset.item_num
+        size = equal_size_for_budget(90, nu, ni, model.n_tables)
+        model.apply_mask(sizes_mask(torch.full((nu,), size).numpy(), torch.full((ni,), size).numpy()))
+    trainer = get_trainer(cfg["MODEL_TYPE"], cfg["model"])(cfg, model)
+    loader = train if n_batches is None else FirstBatches(train, n_batches)
+    trainer._train_epoch(FirstBatches(train, 2), 0)  # warm-up (allocator, first-call costs)
+    t0 = time.perf_counter()
+    trainer._train_epoch(loader, 1)
+    seconds = time.perf_counter() - t0
+    full = len(train)
+    measured = len(loader)
+    t0 = time.perf_counter()
+    trainer.evaluate(valid, load_best_model=False, show_progress=False)
+    eval_s = time.perf_counter() - t0
+    return {"epoch_s": seconds * full / measured, "batches_measured": measured,
+            "batches_per_epoch": full, "scaled": measured < full, "eval_s": eval_s}
+
+
+def measure_suite(model_name: str, manifest: Path) -> dict:
+    import torch
+
+    from ciess.evaluate import evaluate
+    from ciess.masks import sizes_mask
+    from ciess.models import build_model
+    from ciess.sampler import TripleSampler
+    from ciess.split_data import load_split
+    from baselines.es import equal_size_for_budget
+
+    split = load_split(manifest)
+    torch.manual_seed(0)
+    n_tables = 2 if model_name == "neumf" else 1
+    size = equal_size_for_budget(90, split.n_users, split.n_items, n_tables)
+    mask = sizes_mask(torch.full((split.n_users,), size).numpy(),
+                      torch.full((split.n_items,), size).numpy())
+    model = build_model(model_name, split.n_users, split.n_items, split.train, mask=mask)
+    sampler = TripleSampler(split.train, 10_000, "user_uniform", 0)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    per_epoch = split.batches_per_epoch(10_000)
+
+    def step():
+        u, p, n = sampler.sample()
+        loss = model.calculate_loss({model.USER_ID: u, model.ITEM_ID: p, model.NEG_ITEM_ID: n})
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    model.train()
+    step()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(per_epoch):
+        step()
+    epoch_s = time.perf_counter() - t0
+    evaluate(model, split.train, split.valid)  # warm-up
+    t0 = time.perf_counter()
+    evaluate(model, split.train, split.valid)
+    eval_s = time.perf_counter() - t0
+    return {"epoch_s": epoch_s, "batches_per_epoch": per_epoch, "eval_s": eval_s}
+
+
+def child(args) -> None:
+    manifest = Path(args.manifest)
+    if args.child == "suite":
+        out = measure_suite(args.model, manifest)
+    else:
+        out = measure_recbole(args.child, args.model, manifest, args.recbole_batch,
+                              args.recbole_batches, Path(args.workdir))
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(out))
+
+
+def run_child(kind, model, manifest, args, workdir) -> dict:
+    cmd = [sys.executable, __file__, "--child", kind, "--model", model, "--manifest", str(manifest),
+           "--recbole-batch", str(args.recbole_batch), "--workdir", str(workdir)]
+    if args.recbole_batches:
+        cmd += ["--recbole-batches", str(args.recbole_batches)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"{kind}/{model} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    return json.loads(lines[-1][7:])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "ml-1m", "yelp2018-test"])
+    p.add_argument("--models", default="lightgcn,ngcf,neumf")
+    p.add_argument("--recbole-batch", type=int, default=2048)
+    p.add_argument("--recbole-batches", type=int, default=None,
+                   help="time only this many RecBole batches and scale to an epoch")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--child", choices=["stock", "masked", "unmasked", "suite"])
+    p.add_argument("--model")
+    p.add_argument("--manifest")
+    p.add_argument("--workdir")
+    args = p.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    if args.child:
+        import torch
+        torch.set_num_threads(args.threads)
+        return child(args)
+    workdir = Path(tempfile.mkdtemp(prefix="ciess-bench-"))
+    manifest = prepare_split(args.dataset, REPO / "results" / "benchmarks" / "data")
+    print(f"dataset {args.dataset}; {args.threads} threads; RecBole batch {args.recbole_batch}; "
+          f"suite batch 10000; workdir {workdir}")
+    header = (f"{'model':9} {'stock ep s':>10} {'masked ep s':>11} {'unmasked':>9} "
+              f"{'masked/stock':>12} {'masked/unm':>10} {'suite ep s':>10} {'suite/stock':>11} "
+              f"{'eval s':>7} {'eval/ep':>7} {'RSS MB st/suite':>16}")
+    print(header)
+    for model in args.models.split(","):
+        r = {k: run_child(k, model, manifest, args, workdir)
+             for k in ("stock", "masked", "unmasked", "suite")}
+        st, ms, um, su = r["stock"], r["masked"], r["unmasked"], r["suite"]
+        scaled = " (scaled)" if st.get("scaled") else ""
+        print(f"{model:9} {st['epoch_s']:10.2f} {ms['epoch_s']:11.2f} {um['epoch_s']:9.2f} "
+              f"{ms['epoch_s'] / st['epoch_s']:12.3f} {ms['epoch_s'] / um['epoch_s']:10.3f} "
+              f"{su['epoch_s']:10.2f} {su['epoch_s'] / st['epoch_s']:11.3f} {su['eval_s']:7.2f} "
+              f"{su['eval_s'] / su['epoch_s']:7.3f} {st['peak_rss_mb']:7.0f}/{su['peak_rss_mb']:<7.0f}"
+              f"{scaled}")
+        print(f"  stock RecBole eval {st['eval_s']:.2f}s; raw: " + json.dumps(r), flush=True)
+
+
+if __name__ == "__main__":
+    main()

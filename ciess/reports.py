@@ -1,0 +1,156 @@
+"""Aggregation of every run's metrics into tidy tables, and the paper tables beside ours.
+
+Method labels: ``full`` -> Full; ``es``/``mr``/``pep`` -> ES/MR/PEP; ``esapn``/``optemb`` native
+-> ESAPN/OptEmb and budgeted -> ESAPN-B/OptEmb-B; ``ciess-<noise>-<rw>-lam<l>[-ep<a>-<b>]`` ->
+CIESS with its variant in columns (noise, random_walk, lambda, episodes).
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CIESS_RE = re.compile(r"^ciess-(g|u|ou|none)-(rw|norw)-lam([0-9.]+)(?:-ep(\d+)-(\d+))?$")
+NOISE_LABEL = {"g": "G", "u": "U", "ou": "OU", "none": "none"}
+MODEL_LABEL = {"lightgcn": "LightGCN", "ngcf": "NGCF", "neumf": "NeuMF"}
+BASELINE_LABEL = {"full": "Full", "es": "ES", "mr": "MR", "pep": "PEP", "esapn": "ESAPN",
+                  "optemb": "OptEmb"}
+METRICS = ("recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20")
+TABLE_METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
+
+
+def describe_method(method: str, budget: str) -> dict:
+    """Split a method label into the columns the reports group by."""
+    m = CIESS_RE.match(method)
+    if m:
+        noise, walk, lam, ep_a, ep_b = m.groups()
+        return {"method_label": "CIESS", "noise": NOISE_LABEL[noise], "random_walk": walk == "rw",
+                "lambda": float(lam), "episodes": f"{ep_a}-{ep_b}" if ep_a else "all"}
+    base = BASELINE_LABEL.get(method, method)
+    if method in ("esapn", "optemb") and budget != "native":
+        base += "-B"
+    return {"method_label": base, "noise": None, "random_walk": None, "lambda": None,
+            "episodes": None}
+
+
+def collect(metric_files: list[str | Path]) -> pd.DataFrame:
+    """Every metrics JSON -> one tidy row per (run, split, metric)."""
+    rows = []
+    for path in metric_files:
+        rec = json.loads(Path(path).read_text())
+        budget = rec.get("budget", "dense")
+        base = {"dataset": rec["dataset"], "model": rec["model"], "method": rec["method"],
+                "budget": budget, "seed": rec["seed"], "status": rec.get("status", "ok"),
+                "target_sparsity": int(budget[1:]) / 100 if budget.startswith("c") else None,
+                **describe_method(rec["method"], budget), "file": str(path)}
+        if base["status"] != "ok":
+            rows.append({**base, "split": None, "metric": None, "value": np.nan,
+                         "sparsity": np.nan, "params": np.nan})
+            continue
+        for split in ("valid", "test"):
+            for metric in METRICS + ("avg",):
+                rows.append({**base, "split": split, "metric": metric,
+                             "value": rec[split][metric], "sparsity": rec["sparsity"],
+                             "params": rec["params"], "device": rec.get("device"),
+                             "git_revision": rec.get("git_revision"),
+                             "data_manifest_sha256": rec.get("data_manifest_sha256")})
+    return pd.DataFrame(rows)
+
+
+def paired_test(ours: pd.Series, ciess: pd.Series) -> float | None:
+    """Paired t-test p-value over seeds common to both (needs >= 2)."""
+    from scipy import stats
+
+    both = pd.concat([ours, ciess], axis=1, keys=["a", "b"]).dropna()
+    if len(both) < 2 or np.allclose(both["a"], both["b"]):
+        return None
+    return float(stats.ttest_rel(both["a"], both["b"]).pvalue)
+
+
+def summarise(results: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """Mean +- std over seeds per (dataset, model, method_label, budget, metric) of ``rows``, with
+    the paired test against CIESS in the same cell."""
+    test = rows[(rows["split"] == "test") & rows["metric"].isin(TABLE_METRICS)]
+    keys = ["dataset", "model", "method_label", "noise", "random_walk", "budget", "metric"]
+    g = test.groupby(keys, dropna=False)
+    out = g["value"].agg(["mean", "std", "count"]).reset_index()
+    out["sparsity"] = g["sparsity"].mean().to_numpy()
+    ciess = test[(test["method_label"] == "CIESS")]
+    pvals = []
+    for _, r in out.iterrows():
+        if r["method_label"] == "CIESS":
+            pvals.append(None)
+            continue
+        mine = test[(test[keys[:3]] == r[keys[:3]]).all(axis=1) & (test["budget"] == r["budget"])
+                    & (test["metric"] == r["metric"])].set_index("seed")["value"]
+        ref = ciess[(ciess["dataset"] == r["dataset"]) & (ciess["model"] == r["model"])
+                    & (ciess["budget"] == r["budget"]) & (ciess["metric"] == r["metric"])]
+        pvals.append(paired_test(mine, ref.set_index("seed")["value"]) if len(ref) else None)
+    out["p_vs_ciess"] = pvals
+    return out
+
+
+def table1_rows(results: pd.DataFrame, default_lambda: dict) -> pd.DataFrame:
+    """Table 1: Full, the baselines and the default CIESS (G + random walk, default lambda)."""
+    ok = results[results["status"] == "ok"]
+    is_default_ciess = ((ok["method_label"] == "CIESS") & (ok["noise"] == "G")
+                        & (ok["random_walk"] == True) & (ok["episodes"] == "all")  # noqa: E712
+                        & (ok["lambda"] == ok["dataset"].map(default_lambda)))
+    return ok[(ok["method_label"] != "CIESS") | is_default_ciess]
+
+
+def table2_rows(results: pd.DataFrame, default_lambda: dict) -> pd.DataFrame:
+    """Table 2: CIESS noise / random-walk variants at the default lambda, all episodes."""
+    ok = results[(results["status"] == "ok") & (results["method_label"] == "CIESS")]
+    return ok[(ok["episodes"] == "all") & (ok["lambda"] == ok["dataset"].map(default_lambda))]
+
+
+def beside_paper(summary: pd.DataFrame, paper: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Our mean +- std next to the paper's value, with absolute and relative differences."""
+    p = paper[paper["table"] == table].copy()
+    p["model"] = p["model"].str.lower()
+    p["budget"] = p["target_sparsity"].map(lambda x: "native" if pd.isna(x) else f"c{round(x * 100)}")
+    p["noise"] = p["noise"].where(p["noise"].notna(), None)
+    keys = ["dataset", "model", "method_label", "budget", "metric"]
+    if table == "table2":
+        p["random_walk"] = p["random_walk"].astype(str).str.lower() == "true"
+        keys = keys + ["noise", "random_walk"]
+    p = p.rename(columns={"method": "method_label", "value": "paper", "achieved_sparsity":
+                          "paper_sparsity"})
+    ours = summary.copy()
+    if table == "table1":
+        ours = ours.drop(columns=["noise", "random_walk"])
+    merged = ours.merge(p[keys + ["paper", "paper_sparsity", "note"]], on=keys, how="outer")
+    merged["abs_diff"] = merged["mean"] - merged["paper"]
+    merged["rel_diff"] = merged["abs_diff"] / merged["paper"]
+    return merged.sort_values(keys).reset_index(drop=True)
+
+
+def mark_best(df: pd.DataFrame, value: str, block: list[str]) -> pd.Series:
+    """True where ``value`` is the best within its (block) group, ignoring Full."""
+    candidates = df[df["method_label"] != "Full"]
+    best = candidates.groupby(block, dropna=False)[value].transform("max")
+    flags = pd.Series(False, index=df.index)
+    flags.loc[candidates.index] = candidates[value] == best
+    return flags
+
+
+def to_latex(df: pd.DataFrame, caption: str) -> str:
+    cols = ["dataset", "model", "budget", "method_label", "metric", "ours", "paper", "abs_diff"]
+    view = df.assign(ours=[("\\textbf{%s}" if b else "%s") % s for s, b in
+                           zip(df["ours_text"], df["best_ours"])])
+    return view[cols].to_latex(index=False, escape=False, caption=caption, na_rep="--",
+                               float_format="%.4f")
+
+
+def format_table(merged: pd.DataFrame, block: list[str]) -> pd.DataFrame:
+    merged = merged.copy()
+    merged["ours_text"] = [
+        "not run" if pd.isna(m) else (f"{m:.4f}" if pd.isna(s) else f"{m:.4f} ± {s:.4f}")
+        for m, s in zip(merged["mean"], merged["std"])]
+    merged["best_ours"] = mark_best(merged, "mean", block)
+    merged["best_paper"] = mark_best(merged, "paper", block)
+    return merged

@@ -1,0 +1,57 @@
+# Reports: aggregate every run, then render the notebooks with papermill (+ HTML).
+
+
+rule aggregate_results:
+    input:
+        metrics=all_metric_files(),
+        paper="notebooks/reference/paper_results.csv",
+    output:
+        results="results/tables/results.csv",
+        table1_csv=report(
+            "results/tables/table1.csv",
+            caption="../report/table1.rst",
+            category="Tables",
+        ),
+        table1_tex="results/tables/table1.tex",
+        table2_csv=report(
+            "results/tables/table2.csv",
+            caption="../report/table2.rst",
+            category="Tables",
+        ),
+        table2_tex="results/tables/table2.tex",
+    log:
+        "results/logs/aggregate_results.log",
+    conda:
+        "../../environment.yml"
+    params:
+        default_lambda=config["ciess"]["lambda"],
+    script:
+        "../scripts/aggregate_results.py"
+
+
+# One papermill rule per notebook (common.smk: NOTEBOOKS). The executed notebook is a declared
+# output (not a log), and each figure is declared and collected by `snakemake --report`.
+for _nb, _spec in NOTEBOOKS.items():
+
+    rule:
+        name:
+            f"render_{_nb}"
+        input:
+            notebook=f"notebooks/{_nb}.ipynb",
+            data=_spec["inputs"](),
+        output:
+            **notebook_figures(_nb),
+            ipynb=f"results/notebooks/{_nb}.ipynb",
+            html=f"results/notebooks/{_nb}.html",
+        log:
+            f"results/logs/render_notebook/{_nb}.log",
+        conda:
+            "../../environment.yml"
+        params:
+            parameters=lambda wc, output, input, _nb=_nb: notebook_parameters(
+                _nb, input, output
+            ),
+        shell:
+            "papermill {input.notebook} {output.ipynb} -k python3 --log-output "
+            "-y {params.parameters:q} > {log} 2>&1 && "
+            "jupyter nbconvert --to html {output.ipynb} --output-dir results/notebooks >> {log} 2>&1"

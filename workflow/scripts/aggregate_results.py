@@ -1,0 +1,28 @@
+"""Rule aggregate_results: every run's metrics -> results.csv, Table 1 and Table 2 (CSV, LaTeX)."""
+import pandas as pd
+
+from ciess.io import atomic_path, write_text
+from ciess.logs import setup_rule_logging
+from ciess.reports import (beside_paper, collect, format_table, summarise, table1_rows,
+                           table2_rows, to_latex)
+
+log = setup_rule_logging(snakemake.log[0])  # noqa: F821
+sm = snakemake  # noqa: F821
+results = collect(sm.input.metrics)
+with atomic_path(sm.output.results) as tmp:
+    results.to_csv(tmp, index=False)
+log.info("%d metric files -> %d rows; statuses: %s", len(sm.input.metrics), len(results),
+         results.drop_duplicates("file")["status"].value_counts().to_dict())
+paper = pd.read_csv(sm.input.paper)
+default_lambda = sm.params.default_lambda
+for name, rows, block in (("table1", table1_rows(results, default_lambda),
+                           ["dataset", "model", "budget", "metric"]),
+                          ("table2", table2_rows(results, default_lambda),
+                           ["dataset", "model", "budget", "metric"])):
+    merged = format_table(beside_paper(summarise(results, rows), paper, name), block)
+    with atomic_path(sm.output[f"{name}_csv"]) as tmp:
+        merged.to_csv(tmp, index=False)
+    write_text(sm.output[f"{name}_tex"], to_latex(
+        merged, f"{name}: this suite (mean ± std over seeds) beside Qu et al., SIGIR'23"))
+    log.info("%s: %d cells with our values, %d with the paper's", name, merged["mean"].notna().sum(),
+             merged["paper"].notna().sum())

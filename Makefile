@@ -4,6 +4,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 CORES  ?= 2
+# Rules call tools (papermill, jupyter) by name, as under `conda activate`: put the venv first.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup quick paper test lint clean-results
 

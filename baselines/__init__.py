@@ -65,7 +65,8 @@ class MethodContext:
 
 MakeMasks = Callable[[MethodContext, list], dict]
 REGISTRY: dict[str, MakeMasks] = {}  # name -> make_masks
-BUILTIN_MODULES = ("baselines.es", "baselines.mr", "baselines.pep")
+BUILTIN_MODULES = ("baselines.es", "baselines.mr", "baselines.pep", "baselines.esapn",
+                   "baselines.optemb")
 
 
 def register(name: str) -> Callable[[MakeMasks], MakeMasks]:

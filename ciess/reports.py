@@ -44,7 +44,8 @@ def collect(metric_files: list[str | Path]) -> pd.DataFrame:
         budget = rec.get("budget", "dense")
         base = {"dataset": rec["dataset"], "model": rec["model"], "method": rec["method"],
                 "budget": budget, "seed": rec["seed"], "status": rec.get("status", "ok"),
-                "target_sparsity": int(budget[1:]) / 100 if budget.startswith("c") else None,
+                "target_sparsity": (int(budget[1:]) / 100
+                                    if re.fullmatch(r"c\d+", budget) else None),
                 **describe_method(rec["method"], budget), "file": str(path)}
         if base["status"] != "ok":
             rows.append({**base, "split": None, "metric": None, "value": np.nan,

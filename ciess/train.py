@@ -47,6 +47,16 @@ class TrainSettings:
 
 
 @dataclass
+class TrainHooks:
+    """Extra behaviour a method's own training (e.g. OptEmb's supernet) plugs into the loop."""
+
+    before_step: object = None  # callable(step): e.g. resample random prefix sizes
+    extra_loss: object = None  # callable() -> tensor added to the loss (a regulariser)
+    own_params: tuple = ()  # parameters the model's Adam must leave to `optimizer`
+    optimizer: object = None  # stepped after the model's Adam (e.g. SGD on thresholds)
+
+
+@dataclass
 class TrainOutcome:
     model: torch.nn.Module
     best_valid: EvalResult
@@ -77,13 +87,15 @@ def _lr_at(step: int, hp: dict) -> float:
 
 def train_model(model: torch.nn.Module, split: SplitData, settings: TrainSettings, seed: int,
                 target: str = "valid", fixed_steps: int | None = None,
-                tag: str = "") -> TrainOutcome:
+                tag: str = "", hooks: TrainHooks | None = None) -> TrainOutcome:
     """Train ``model`` on ``split.train``. Early-stops on ``target`` ("valid" or "test"), or
     runs exactly ``fixed_steps`` batches when given (then ``target`` is only logged)."""
     hp = model.hparams
     device = settings.device
     sampler = TripleSampler(split.train, settings.batch_size, settings.sampler, seed)
-    params = [p for p in model.parameters() if p.requires_grad]
+    hooks = hooks or TrainHooks()
+    own = {id(p) for p in hooks.own_params}
+    params = [p for p in model.parameters() if p.requires_grad and id(p) not in own]
     optim = torch.optim.Adam(params, lr=hp["lr"])
     truth = getattr(split, target)
     exclude = [split.valid] if target == "test" and fixed_steps is None and split.train is not None else []
@@ -99,13 +111,21 @@ def train_model(model: torch.nn.Module, split: SplitData, settings: TrainSetting
         for _ in range(chunk):
             for group in optim.param_groups:
                 group["lr"] = _lr_at(step, hp)
+            if hooks.before_step:
+                hooks.before_step(step)
             users, pos, neg = (t.to(device) for t in sampler.sample())
             with parametrize.cached():  # each masked table W * M computed once per step
                 loss = model.calculate_loss({model.USER_ID: users, model.ITEM_ID: pos,
                                              model.NEG_ITEM_ID: neg})
+                if hooks.extra_loss:
+                    loss = loss + hooks.extra_loss()
             optim.zero_grad(set_to_none=True)
+            if hooks.optimizer:
+                hooks.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()
+            if hooks.optimizer:
+                hooks.optimizer.step()
             running += loss.item()
             step += 1
         t_train += time.perf_counter() - t0

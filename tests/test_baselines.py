@@ -105,3 +105,87 @@ def test_pep_fails_loudly_when_a_budget_is_not_crossed(tmp_path):
 def test_unknown_method_names_the_registry():
     with pytest.raises(KeyError, match="no embedding-size method 'nope'"):
         get_method("nope")
+
+
+def test_esapn_sizes_only_grow_within_candidates_and_budgeted_masks_hold():
+    from baselines.esapn import CANDIDATES, ESAPNSearch
+
+    split = random_split(n_users=40, n_items=30, per_user=12)
+    ctx = _ctx(split)
+    p = {"batch_size": 64, "search_epochs": 3.0, "model_lr": 1e-2, "policy_lr": 1e-2}
+    search = ESAPNSearch(ctx, p, None)
+    before = {w: search.state[w].size_idx.copy() for w in search.state}
+    for _ in range(15):
+        batch = search.sampler.sample()
+        search.controller_update(batch)
+        search.greedy_update(batch)
+        search.train_step(batch)
+        for w in search.state:
+            now = search.state[w].size_idx
+            assert (now >= before[w]).all() and set(search.state[w].sizes()) <= set(CANDIDATES)
+            before[w] = now.copy()
+    masks = get_method("esapn")(_ctx(split, search_epochs=3.0, batch_size=64), [None, 90, 95])
+    assert masks[None].meta["variant"] == "native"
+    for pct in (90, 95):
+        assert meets_budget(account(masks[pct], 1)["params"], pct, 40, 30)
+        assert set(masks[pct].user) <= set(CANDIDATES)
+
+
+def test_esapn_entity_at_the_largest_size_always_keeps():
+    from baselines.esapn import CANDIDATES, ESAPNSearch
+
+    split = random_split(n_users=20, n_items=20, per_user=8)
+    search = ESAPNSearch(_ctx(split), {"batch_size": 32, "search_epochs": 1.0, "model_lr": 1e-3,
+                                       "policy_lr": 1e-3}, None)
+    for w in search.state:
+        search.state[w].size_idx[:] = len(CANDIDATES) - 1
+        search._apply(w, np.arange(20), search.state[w].size_idx)
+    for _ in range(3):
+        batch = search.sampler.sample()
+        search.controller_update(batch)
+        search.greedy_update(batch)
+    assert all((search.state[w].sizes() == 128).all() for w in search.state)
+
+
+def test_binary_step_forward_and_backward_follow_the_piecewise_rule():
+    from baselines.optemb import BinaryStep
+
+    x = torch.tensor([-1.5, -0.7, -0.2, 0.0, 0.3, 0.9, 2.0], requires_grad=True)
+    y = BinaryStep.apply(x)
+    assert y.tolist() == [0, 0, 0, 0, 1, 1, 1]
+    y.sum().backward()
+    assert x.grad.tolist() == pytest.approx([0, 0.4, 2 - 0.8, 2.0, 2 - 1.2, 0.4, 0])
+
+
+@pytest.mark.parametrize("pct,alpha", [(80, 1.0391), (90, 1.0847), (95, 1.1852)])
+def test_optemb_b_alpha_gives_the_budget_mean(pct, alpha):
+    from baselines.optemb import alpha_for_mean
+
+    a = alpha_for_mean((100 - pct) / 100 * 128)
+    s = np.arange(1, 129)
+    w = a ** (128 - s)
+    assert a == pytest.approx(alpha, abs=1e-4)
+    assert (s * w).sum() / w.sum() == pytest.approx((100 - pct) / 100 * 128, abs=1e-3)
+
+
+def test_optemb_every_budgeted_candidate_is_feasible_and_masks_validate(tmp_path, monkeypatch):
+    from baselines import optemb
+
+    seen = []
+    original = optemb.Evolution.fitness
+
+    def record(self, cand):
+        if self.target_pct is not None:
+            seen.append(self.params(cand) <= self.limit)
+        return original(self, cand)
+
+    monkeypatch.setattr(optemb.Evolution, "fitness", record)
+    split = random_split(n_users=40, n_items=30, per_user=12)
+    ctx = _ctx(split, alpha=1e-2, t_lr=1e-2, generations=3, population=6, crossovers=3,
+               mutations=3, elites=4)
+    ctx.init_state_path = tmp_path / "init.pt"
+    masks = optemb.make_masks(ctx, [None, 90])
+    assert seen and all(seen)
+    assert meets_budget(account(masks[90], 1)["params"], 90, 40, 30)
+    assert masks[None].meta["variant"].startswith("OptEmb (native)")
+    assert (tmp_path / "init.pt").exists()

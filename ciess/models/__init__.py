@@ -142,6 +142,10 @@ class MaskableMixin:
 class GraphScoringMixin:
     """Full-ranking scores for models whose final user/item embeddings come from ``forward()``."""
 
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        user_e, item_e = self.forward()
+        return (user_e[users] * item_e[items]).sum(dim=1)
+
     @torch.no_grad()
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         if self.restore_user_e is None or self.restore_item_e is None:
@@ -195,6 +199,9 @@ class MaskedNeuMF(MaskableMixin, NeuMF):
     def mask_tables(self):
         return [(self.user_mf_embedding, self.item_mf_embedding),
                 (self.user_mlp_embedding, self.item_mlp_embedding)]
+
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return self.forward(users, items)
 
     def calculate_loss(self, interaction):
         user = interaction[self.USER_ID]

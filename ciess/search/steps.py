@@ -39,17 +39,17 @@ def write_candidates(log_csv, out_csv, pct: int, pool: str, l: int, eligibility:
     return cands
 
 
-def write_candidate_mask(cands_csv, masks_npz, k: int, out, meta: dict, log: logging.Logger):
-    cands = pd.read_csv(cands_csv)
-    row = cands[cands["rank"] == k].iloc[0]
+def write_candidate_mask(masks_npz, episode: int, iteration: int, out, meta: dict,
+                         log: logging.Logger) -> None:
+    """The mask executed at (episode, iteration) of a search, in the shared mask format."""
     with np.load(masks_npz) as masks:
-        hit = np.flatnonzero((masks["episode"] == row.episode)
-                             & (masks["iteration"] == row.iteration))[0]
-        user, item = masks["user_sizes"][hit], masks["item_sizes"][hit]
-    save_mask(out, sizes_mask(user, item, episode=int(row.episode), iteration=int(row.iteration),
-                              search_val_avg=float(row.val_avg_user), candidate_rank=k, **meta))
-    log.info("candidate %d: episode %d iteration %d, search val AVG %.5f", k, row.episode,
-             row.iteration, row.val_avg_user)
+        hit = np.flatnonzero((masks["episode"] == episode) & (masks["iteration"] == iteration))
+        if len(hit) != 1:
+            raise KeyError(f"{masks_npz}: no mask for episode {episode} iteration {iteration}")
+        user, item = masks["user_sizes"][hit[0]], masks["item_sizes"][hit[0]]
+    save_mask(out, sizes_mask(user, item, episode=episode, iteration=iteration, **meta))
+    log.info("mask of episode %d iteration %d: mean size user %.2f item %.2f", episode,
+             iteration, user.mean(), item.mean())
 
 
 def write_selection(cands_csv, metrics_paths, out_metrics, out_selection, method: str,
@@ -65,7 +65,8 @@ def write_selection(cands_csv, metrics_paths, out_metrics, out_selection, method
     else:
         scores = [r["valid"]["avg"] for r in records]
         best = max(range(len(records)), key=lambda i: (scores[i], -i))
-        result = {**records[best], "status": "ok", "method": method,
+        result = {**records[best], **labels, "status": "ok", "method": method,
+                  "candidate_method": records[best]["method"],
                   "selection": {"candidates": len(records), "chosen_rank": best + 1,
                                 "retrained_val_avg": scores,
                                 "episode": int(cands.iloc[best].episode),

@@ -45,12 +45,11 @@ checkpoint ciess_candidates:
 
 rule ciess_candidate_mask:
     input:
-        candidates="results/search/{dataset}/{model}/ciess-{search}/seed{seed}/candidates/{pool}/{budget}.csv",
         masks="results/search/{dataset}/{model}/ciess-{search}/seed{seed}/masks.npz",
     output:
-        mask="results/masks/{dataset}/{model}/ciess-{search}-{pool}-cand{k}/{budget}/seed{seed}/mask.npz",
+        mask="results/masks/{dataset}/{model}/ciess-{search}-e{episode}i{iteration}/cand/seed{seed}/mask.npz",
     log:
-        "results/logs/ciess_candidate_mask/{dataset}/{model}/{search}/{pool}/{budget}/seed{seed}/cand{k}.log",
+        "results/logs/ciess_candidate_mask/{dataset}/{model}/{search}/seed{seed}/e{episode}i{iteration}.log",
     conda:
         "../../environment.yml"
     script:

@@ -10,11 +10,12 @@ wildcard_constraints:
     dataset="|".join(config["datasets"]),
     model="|".join(config["models"]),
     seed=r"\d+",
-    budget=r"c\d+|native",
+    budget=r"c\d+|native|cand",
     method=r"[a-z][a-z0-9_.\-]*",
     search=SEARCH_RE,
     pool=r"all|ep\d+-\d+",
-    k=r"\d+",
+    episode=r"\d+",
+    iteration=r"\d+",
 
 
 def budget_label(budget):
@@ -23,7 +24,7 @@ def budget_label(budget):
 
 
 def target_pct(label):
-    return None if label == "native" else int(label[1:])
+    return None if label in ("native", "cand") else int(label[1:])
 
 
 def split_outputs(dataset):
@@ -226,11 +227,12 @@ def candidate_metrics(wildcards):
     ).output.candidates
     import pandas as pd
 
-    ranks = pd.read_csv(cands)["rank"].tolist()
-    method = f"ciess-{wildcards.search}-{pool}"
+    # Candidates are named by (episode, iteration), not by budget: a mask that is a candidate
+    # for several budgets or episode pools is retrained once.
+    rows = pd.read_csv(cands)
     return [
-        f"results/runs/{wildcards.dataset}/{wildcards.model}/{method}-cand{k}/{wildcards.budget}/seed{wildcards.seed}/metrics.json"
-        for k in ranks
+        f"results/runs/{wildcards.dataset}/{wildcards.model}/ciess-{wildcards.search}-e{e}i{i}/cand/seed{wildcards.seed}/metrics.json"
+        for e, i in zip(rows["episode"], rows["iteration"])
     ]
 
 

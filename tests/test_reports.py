@@ -1,0 +1,72 @@
+"""Aggregation and tables: tidy schema, the paper's values beside ours, best-value marking."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from ciess.reports import (beside_paper, collect, describe_method, format_table, summarise,
+                           table1_rows, table2_rows)
+from conftest import REPO
+
+PAPER = pd.read_csv(REPO / "notebooks/reference/paper_results.csv")
+
+
+def _record(tmp_path, method, budget, seed, recall20, model="lightgcn", dataset="ml-1m",
+            status="ok"):
+    metrics = {m: recall20 for m in ("recall@5", "recall@10", "recall@20", "ndcg@5",
+                                     "ndcg@10", "ndcg@20", "avg")}
+    rec = {"dataset": dataset, "model": model, "method": method, "budget": budget, "seed": seed,
+           "status": status, "valid": metrics, "test": metrics, "params": 1000, "sparsity": 0.9}
+    path = tmp_path / f"{method}-{budget}-{seed}-{model}.json"
+    path.write_text(json.dumps(rec))
+    return path
+
+
+def test_method_labels():
+    assert describe_method("ciess-g-rw-lam0.4", "c80")["method_label"] == "CIESS"
+    d = describe_method("ciess-ou-norw-lam0.2-ep7-12", "c90")
+    assert (d["noise"], d["random_walk"], d["lambda"], d["episodes"]) == ("OU", False, 0.2, "7-12")
+    assert describe_method("esapn", "native")["method_label"] == "ESAPN"
+    assert describe_method("esapn", "c90")["method_label"] == "ESAPN-B"
+    assert describe_method("pep", "c90")["method_label"] == "PEP"
+
+
+def test_results_schema_and_table1_beside_the_paper(tmp_path):
+    files = [_record(tmp_path, m, "c80", s, v) for m, v in (("es", 0.20), ("ciess-g-rw-lam0.4", 0.24))
+             for s in (0, 1)]
+    files.append(_record(tmp_path, "es", "c80", 2, 0.21))
+    files.append(_record(tmp_path, "ciess-g-rw-lam0.4", "c95", 0, float("nan"), status="not_reached"))
+    results = collect(files)
+    assert {"dataset", "model", "method", "method_label", "budget", "seed", "split", "metric",
+            "value", "sparsity", "params", "status"} <= set(results.columns)
+    assert len(results[(results.split == "test") & (results.status == "ok")]) == 5 * 7
+    rows = table1_rows(results, {"ml-1m": 0.4})
+    merged = format_table(beside_paper(summarise(results, rows), PAPER, "table1"),
+                          ["dataset", "model", "budget", "metric"])
+    cell = merged[(merged.method_label == "ES") & (merged.budget == "c80")
+                  & (merged.model == "lightgcn") & (merged.metric == "recall@20")].iloc[0]
+    assert cell["paper"] == pytest.approx(0.2248)  # Table 1, ML-1M LightGCN ES 80% R@20
+    assert cell["mean"] == pytest.approx(0.21 / 3 + 0.4 / 3)
+    assert cell["abs_diff"] == pytest.approx(cell["mean"] - 0.2248)
+    assert cell["p_vs_ciess"] is not None  # two seeds shared with CIESS -> paired test
+    ciess = merged[(merged.method_label == "CIESS") & (merged.budget == "c80")
+                   & (merged.model == "lightgcn") & (merged.metric == "recall@20")].iloc[0]
+    assert ciess["best_ours"] and not cell["best_ours"] and ciess["paper"] == pytest.approx(0.2436)
+    # cells the paper prints but we did not run stay visible, with no value of ours
+    assert merged[(merged.method_label == "OptEmb")]["mean"].isna().all()
+
+
+def test_table2_keeps_variants_apart(tmp_path):
+    files = [_record(tmp_path, "ciess-g-rw-lam0.4", "c90", 0, 0.2),
+             _record(tmp_path, "ciess-g-norw-lam0.4", "c90", 0, 0.1),
+             _record(tmp_path, "ciess-g-rw-lam0.8", "c90", 0, 0.3)]  # lambda grid: not Table 2
+    results = collect(files)
+    merged = beside_paper(summarise(results, table2_rows(results, {"ml-1m": 0.4})), PAPER, "table2")
+    r20 = merged[(merged.metric == "recall@20") & (merged.budget == "c90") & merged["mean"].notna()]
+    assert sorted(r20["mean"]) == [0.1, 0.2]
+    walk = r20[r20.random_walk == True].iloc[0]  # noqa: E712
+    assert walk["paper"] == pytest.approx(
+        PAPER.query("table == 'table2' and dataset == 'ml-1m' and target_sparsity == 0.9 and "
+                    "noise == 'G' and random_walk == True and metric == 'recall@20'")["value"].iloc[0])

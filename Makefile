@@ -25,7 +25,7 @@ quick: setup
 	$(BIN)/snakemake --cores $(CORES) all
 
 paper: setup
-	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml all
+	$(BIN)/snakemake all --cores $(CORES) --configfile config/config.yaml
 
 test: setup
 	$(BIN)/python -m pytest -q -rs

@@ -128,6 +128,9 @@ def train_model(model: torch.nn.Module, split: SplitData, settings: TrainSetting
                 hooks.optimizer.step()
             running += loss.item()
             step += 1
+            if step % per_epoch == 0 and settings.eval_every > per_epoch:  # progress between evals
+                log.info("%sepoch %d (step %d): loss %.4f, lr %.5f", tag, step // per_epoch, step,
+                         loss.item(), _lr_at(step - 1, hp))
         t_train += time.perf_counter() - t0
         t0 = time.perf_counter()
         result = evaluate(model, split.train, truth, exclude, batch_users=settings.eval_batch_users,

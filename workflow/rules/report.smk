@@ -4,7 +4,7 @@
 rule aggregate_results:
     input:
         metrics=all_metric_files(),
-        paper="notebooks/reference/paper_results.csv",
+        paper=f"{workflow.basedir}/notebooks/reference/paper_results.csv",
     output:
         results="results/tables/results.csv",
         table1_csv=report(
@@ -37,7 +37,7 @@ for _nb, _spec in NOTEBOOKS.items():
         name:
             f"render_{_nb}"
         input:
-            notebook=f"notebooks/{_nb}.ipynb",
+            notebook=f"{workflow.basedir}/notebooks/{_nb}.ipynb",
             data=_spec["inputs"](),
         output:
             **notebook_figures(_nb),

@@ -8,8 +8,9 @@ memory is its own):
   suite      the suite's path (vectorised sampler, batch 10,000): one epoch-equivalent =
              ceil(|train| / 10,000) batches, and one full-ranking evaluation of all users
 Ratios: masked/stock and masked/unmasked epoch time; suite epoch / stock epoch; evaluation /
-suite epoch. Epoch times are measured over `--recbole-batches` batches when given (and scaled to
-a full epoch: labelled "scaled"), else over a full epoch.
+suite epoch. Each time is the median of `--repeats` epochs (and evaluations). RecBole epochs
+are measured over `--recbole-batches` batches when given (and scaled to a full epoch: labelled
+"scaled"), else over a full epoch.
 
   python benchmarks/speed.py                                 # ML-100K (needs no network)
   CIESS_DATA_MIRROR=../shared/data python benchmarks/speed.py --dataset ml-1m --recbole-batches 40
@@ -27,6 +28,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -66,7 +69,7 @@ class FirstBatches:
 
 
 def measure_recbole(kind: str, model_name: str, manifest: Path, batch: int, n_batches: int | None,
-                    workdir: Path) -> dict:
+                    workdir: Path, repeats: int) -> dict:
     import torch
     from recbole.utils import get_trainer, init_seed
 
@@ -96,9 +99,12 @@ def measure_recbole(kind: str, model_name: str, manifest: Path, batch: int, n_ba
     trainer = get_trainer(cfg["MODEL_TYPE"], cfg["model"])(cfg, model)
     loader = train if n_batches is None else FirstBatches(train, n_batches)
     trainer._train_epoch(FirstBatches(train, 2), 0)  # warm-up (allocator, first-call costs)
-    t0 = time.perf_counter()
-    trainer._train_epoch(loader, 1)
-    seconds = time.perf_counter() - t0
+    times = []
+    for epoch in range(repeats):
+        t0 = time.perf_counter()
+        trainer._train_epoch(loader, epoch + 1)
+        times.append(time.perf_counter() - t0)
+    seconds = float(np.median(times))
     full = len(train)
     measured = len(loader)
     t0 = time.perf_counter()
@@ -108,7 +114,7 @@ def measure_recbole(kind: str, model_name: str, manifest: Path, batch: int, n_ba
             "batches_per_epoch": full, "scaled": measured < full, "eval_s": eval_s}
 
 
-def measure_suite(model_name: str, manifest: Path) -> dict:
+def measure_suite(model_name: str, manifest: Path, repeats: int) -> dict:
     import torch
 
     from ciess.evaluate import evaluate
@@ -138,31 +144,36 @@ def measure_suite(model_name: str, manifest: Path) -> dict:
 
     model.train()
     step()  # warm-up
-    t0 = time.perf_counter()
-    for _ in range(per_epoch):
-        step()
-    epoch_s = time.perf_counter() - t0
+    epochs, evals = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(per_epoch):
+            step()
+        epochs.append(time.perf_counter() - t0)
     evaluate(model, split.train, split.valid)  # warm-up
-    t0 = time.perf_counter()
-    evaluate(model, split.train, split.valid)
-    eval_s = time.perf_counter() - t0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        evaluate(model, split.train, split.valid)
+        evals.append(time.perf_counter() - t0)
+    epoch_s, eval_s = float(np.median(epochs)), float(np.median(evals))
     return {"epoch_s": epoch_s, "batches_per_epoch": per_epoch, "eval_s": eval_s}
 
 
 def child(args) -> None:
     manifest = Path(args.manifest)
     if args.child == "suite":
-        out = measure_suite(args.model, manifest)
+        out = measure_suite(args.model, manifest, args.repeats)
     else:
         out = measure_recbole(args.child, args.model, manifest, args.recbole_batch,
-                              args.recbole_batches, Path(args.workdir))
+                              args.recbole_batches, Path(args.workdir), args.repeats)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(out))
 
 
 def run_child(kind, model, manifest, args, workdir) -> dict:
     cmd = [sys.executable, __file__, "--child", kind, "--model", model, "--manifest", str(manifest),
-           "--recbole-batch", str(args.recbole_batch), "--workdir", str(workdir)]
+           "--recbole-batch", str(args.recbole_batch), "--workdir", str(workdir),
+           "--repeats", str(args.repeats)]
     if args.recbole_batches:
         cmd += ["--recbole-batches", str(args.recbole_batches)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
@@ -180,6 +191,7 @@ def main() -> None:
     p.add_argument("--recbole-batches", type=int, default=None,
                    help="time only this many RecBole batches and scale to an epoch")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3, help="epochs timed per measurement (median)")
     p.add_argument("--child", choices=["stock", "masked", "unmasked", "suite"])
     p.add_argument("--model")
     p.add_argument("--manifest")

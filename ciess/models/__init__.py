@@ -138,6 +138,11 @@ class MaskableMixin:
         self.restore_user_e = self.restore_item_e = None  # drop the eval cache on mode switch
         return super().train(mode)
 
+    def calculate_loss(self, interaction):
+        # Each masked table W * M is computed once per step, whichever trainer calls this.
+        with parametrize.cached():
+            return super().calculate_loss(interaction)
+
 
 class GraphScoringMixin:
     """Full-ranking scores for models whose final user/item embeddings come from ``forward()``."""
@@ -204,6 +209,10 @@ class MaskedNeuMF(MaskableMixin, NeuMF):
         return self.forward(users, items)
 
     def calculate_loss(self, interaction):
+        with parametrize.cached():
+            return self._bpr_loss(interaction)
+
+    def _bpr_loss(self, interaction):
         user = interaction[self.USER_ID]
         pos, neg = interaction[self.ITEM_ID], interaction[self.NEG_ITEM_ID]
         loss = self.bpr(self.forward(user, pos), self.forward(user, neg))

@@ -7,6 +7,7 @@ improvement or at ``max_batches`` -> restore the best state -> evaluate test onc
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import random
 import time
@@ -14,7 +15,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch.nn.utils import parametrize
 
 from ciess.evaluate import EvalResult, evaluate
 from ciess.masks import Mask, account
@@ -98,7 +98,7 @@ def train_model(model: torch.nn.Module, split: SplitData, settings: TrainSetting
     params = [p for p in model.parameters() if p.requires_grad and id(p) not in own]
     optim = torch.optim.Adam(params, lr=hp["lr"])
     truth = getattr(split, target)
-    exclude = [split.valid] if target == "test" and fixed_steps is None and split.train is not None else []
+    exclude = [split.valid] if target == "test" else []  # no-op when train already holds valid
     per_epoch = split.batches_per_epoch(settings.batch_size)
     limit = fixed_steps if fixed_steps is not None else settings.max_batches
     best, best_state, best_step, bad = None, None, 0, 0
@@ -114,11 +114,10 @@ def train_model(model: torch.nn.Module, split: SplitData, settings: TrainSetting
             if hooks.before_step:
                 hooks.before_step(step)
             users, pos, neg = (t.to(device) for t in sampler.sample())
-            with parametrize.cached():  # each masked table W * M computed once per step
-                loss = model.calculate_loss({model.USER_ID: users, model.ITEM_ID: pos,
-                                             model.NEG_ITEM_ID: neg})
-                if hooks.extra_loss:
-                    loss = loss + hooks.extra_loss()
+            loss = model.calculate_loss({model.USER_ID: users, model.ITEM_ID: pos,
+                                         model.NEG_ITEM_ID: neg})
+            if hooks.extra_loss:
+                loss = loss + hooks.extra_loss()
             optim.zero_grad(set_to_none=True)
             if hooks.optimizer:
                 hooks.optimizer.zero_grad(set_to_none=True)
@@ -173,8 +172,7 @@ def run_masked_training(split: SplitData, model_name: str, mask: Mask | None, se
     if final_protocol not in FINAL_PROTOCOLS:
         raise ValueError(f"final.protocol must be one of {FINAL_PROTOCOLS}, got {final_protocol!r}")
     device = resolve_device(settings.device)
-    settings = copy.replace(settings, device=device) if hasattr(copy, "replace") else \
-        TrainSettings(**{**settings.__dict__, "device": device})
+    settings = dataclasses.replace(settings, device=device)
     def fresh_model(train):
         seed_everything(seed)
         m = build_model(model_name, split.n_users, split.n_items, train, model_overrides, device,

@@ -1,6 +1,8 @@
 # Python side of the workflow: config validation, wildcard constraints, input functions.
 from snakemake.utils import validate
 
+from ciess.search.selection import episode_intervals
+
 validate(config, schema="../schemas/config.schema.yaml")
 
 SEARCH_RE = r"(g|u|ou|none)-(rw|norw)-lam[0-9.]+"
@@ -160,16 +162,14 @@ def ciess_searches():
 
 
 def interval_pools():
+    """Figure 5's episode pools as path labels, e.g. ep1-6 (ciess.search.selection)."""
     sel = config["ciess"]["selection"]
-    episodes, n = config["ciess"]["episodes"], sel["episode_intervals"]
-    if episodes % n:
-        raise ValueError(
-            f"ciess.episodes={episodes} does not split into "
-            f"ciess.selection.episode_intervals={n} equal intervals"
-        )
-    size = episodes // n
-    first = lambda k: 1 if sel["cumulative_intervals"] else k * size + 1
-    return [f"ep{first(k)}-{(k + 1) * size}" for k in range(n)]
+    intervals = episode_intervals(
+        config["ciess"]["episodes"],
+        sel["episode_intervals"],
+        sel["cumulative_intervals"],
+    )
+    return [f"ep{first}-{last}" for first, last in intervals]
 
 
 def ciess_method(search, pool):

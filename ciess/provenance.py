@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -36,6 +38,12 @@ def config_hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def execution_host() -> dict:
+    """Where the job ran: the host, and the SLURM job id when a SLURM executor placed it."""
+    return {"host": socket.gethostname(), "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
+
+
 def run_provenance(config: dict | None = None) -> dict:
     return {"packages": package_versions(), "git_revision": git_revision(),
-            "config_hash": config_hash(config) if config is not None else None}
+            "config_hash": config_hash(config) if config is not None else None,
+            **execution_host()}

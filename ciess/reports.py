@@ -57,8 +57,42 @@ def collect(metric_files: list[str | Path]) -> pd.DataFrame:
                              "value": rec[split][metric], "sparsity": rec["sparsity"],
                              "params": rec["params"], "device": rec.get("device"),
                              "git_revision": rec.get("git_revision"),
+                             "config_hash": rec.get("config_hash"),
                              "data_manifest_sha256": rec.get("data_manifest_sha256")})
     return pd.DataFrame(rows)
+
+
+PROVENANCE_COLUMNS = ("device", "git_revision", "config_hash", "data_manifest_sha256", "host",
+                      "slurm_job_id", "wall_time_s")
+
+
+def provenance_table(metric_files) -> pd.DataFrame:
+    """One row per run: where and with what its numbers were made (git revision, package
+    versions, device, data manifest, resolved config hash, host, SLURM job id)."""
+    rows = []
+    for path in metric_files:
+        rec = json.loads(Path(path).read_text())
+        row = {key: rec.get(key) for key in ("dataset", "model", "method", "budget", "seed",
+                                              "status")}
+        row.update({key: rec.get(key) for key in PROVENANCE_COLUMNS})
+        row.update({f"version_{name}": v for name, v in (rec.get("packages") or {}).items()})
+        rows.append({**row, "file": str(path)})
+    return pd.DataFrame(rows)
+
+
+def provenance_summary(prov: pd.DataFrame) -> pd.DataFrame:
+    """Distinct values of each provenance column over all runs (one line each), so a report
+    shows at a glance whether every number came from one code version, config and data."""
+    cols = [c for c in prov.columns if c in PROVENANCE_COLUMNS[:-1] or c.startswith("version_")]
+    out = []
+    for col in cols:
+        values = prov[col].dropna().astype(str)
+        counts = values.value_counts()
+        out.append({"field": col, "distinct": len(counts),
+                    "runs_with_value": int(len(values)), "runs": int(len(prov)),
+                    "values": "; ".join(f"{v} ({n})" for v, n in counts.head(3).items())
+                    + (" ..." if len(counts) > 3 else "")})
+    return pd.DataFrame(out)
 
 
 def paired_test(ours: pd.Series, ciess: pd.Series) -> float | None:

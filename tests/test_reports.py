@@ -6,8 +6,9 @@ import json
 import pandas as pd
 import pytest
 
-from ciess.reports import (beside_paper, collect, describe_method, format_table, summarise,
-                           table1_rows, table2_rows)
+from ciess.reports import (beside_paper, collect, describe_method, format_table,
+                           provenance_summary, provenance_table, summarise, table1_rows,
+                           table2_rows)
 from conftest import REPO
 
 PAPER = pd.read_csv(REPO / "notebooks/reference/paper_results.csv")
@@ -70,3 +71,22 @@ def test_table2_keeps_variants_apart(tmp_path):
     assert walk["paper"] == pytest.approx(
         PAPER.query("table == 'table2' and dataset == 'ml-1m' and target_sparsity == 0.9 and "
                     "noise == 'G' and random_walk == True and metric == 'recall@20'")["value"].iloc[0])
+
+
+def test_provenance_table_lists_every_run_and_flags_mixed_sources(tmp_path):
+    files = [_record(tmp_path, "es", "c80", s, 0.2) for s in (0, 1, 2)]
+    for i, path in enumerate(files):
+        rec = json.loads(path.read_text())
+        rec.update({"git_revision": "abc" if i < 2 else "def", "device": "cuda",
+                    "config_hash": "h1", "data_manifest_sha256": "d1", "host": "node7",
+                    "slurm_job_id": str(100 + i) if i else None,
+                    "packages": {"torch": "2.13.0", "recbole": "1.2.1"}})
+        path.write_text(json.dumps(rec))
+    prov = provenance_table(files)
+    assert len(prov) == 3 and prov["version_torch"].eq("2.13.0").all()
+    assert prov["slurm_job_id"].tolist()[1:] == ["101", "102"]
+    summary = provenance_summary(prov).set_index("field")
+    assert summary.loc["git_revision", "distinct"] == 2  # mixed code versions are visible
+    assert summary.loc["git_revision", "values"] == "abc (2); def (1)"
+    assert summary.loc["config_hash", "distinct"] == 1
+    assert summary.loc["slurm_job_id", "runs_with_value"] == 2

@@ -14,6 +14,8 @@ rule ciess_search:
     conda:
         "../../environment.yml"
     threads: config["threads"]
+    resources:
+        **config["resources"]["search"],
     params:
         search=config["ciess"],
         noise=lambda wc: parse_search(wc.search)[0],
@@ -34,6 +36,8 @@ checkpoint ciess_candidates:
         "results/logs/ciess_candidates/{dataset}/{model}/{search}/{pool}/{budget}/seed{seed}.log",
     conda:
         "../../environment.yml"
+    resources:
+        **config["resources"]["bookkeeping"],
     params:
         l=config["ciess"]["selection"]["l"],
         eligibility=config["ciess"]["selection"]["eligibility"],
@@ -52,6 +56,8 @@ rule ciess_candidate_mask:
         "results/logs/ciess_candidate_mask/{dataset}/{model}/{search}/seed{seed}/e{episode}i{iteration}.log",
     conda:
         "../../environment.yml"
+    resources:
+        **config["resources"]["bookkeeping"],
     script:
         "../scripts/ciess_candidate_mask.py"
 
@@ -67,6 +73,8 @@ rule ciess_select:
         "results/logs/ciess_select/{dataset}/{model}/{search}/all/{budget}/seed{seed}.log",
     conda:
         "../../environment.yml"
+    resources:
+        **config["resources"]["bookkeeping"],
     params:
         method=lambda wc: f"ciess-{wc.search}",
     script:

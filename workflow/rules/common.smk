@@ -257,9 +257,16 @@ def fig3_logs():
 
 
 RESULTS_CSV = "results/tables/results.csv"
+PROVENANCE_CSV = "results/tables/provenance.csv"
 NOTEBOOKS = {
-    "table1": {"inputs": lambda: ["results/tables/table1.csv"], "figures": []},
-    "table2": {"inputs": lambda: ["results/tables/table2.csv"], "figures": []},
+    "table1": {
+        "inputs": lambda: ["results/tables/table1.csv", PROVENANCE_CSV],
+        "figures": [],
+    },
+    "table2": {
+        "inputs": lambda: ["results/tables/table2.csv", PROVENANCE_CSV],
+        "figures": [],
+    },
     "fig3_random_walk": {"inputs": fig3_logs, "figures": ["png", "csv"]},
     "fig4_lambda": {"inputs": lambda: [RESULTS_CSV], "figures": ["png", "csv"]},
     "fig5_episodes": {"inputs": lambda: [RESULTS_CSV], "figures": ["png", "csv"]},
@@ -283,7 +290,11 @@ def notebook_parameters(name, input, output):
 
     p = {"figure_png": output.get("figure_png"), "data_csv": output.get("figure_csv")}
     if name in ("table1", "table2"):
-        p = {"table_csv": input.data[0], "profile": config["profile"]}
+        p = {
+            "table_csv": input.data[0],
+            "provenance_csv": input.data[1],
+            "profile": config["profile"],
+        }
     elif name == "fig3_random_walk":
         p["search_logs"] = list(input.data)
         p["per_episode"] = "mean"

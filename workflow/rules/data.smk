@@ -8,6 +8,8 @@ rule fetch_dataset:
         "results/logs/fetch_dataset/{dataset}.log",
     conda:
         "../../environment.yml"
+    resources:
+        **config["resources"]["bookkeeping"],
     params:
         catalog=config["dataset_catalog"],
         mirror=config["data"]["mirror"],
@@ -25,6 +27,8 @@ rule preprocess_dataset:
         "results/logs/preprocess_dataset/{dataset}.log",
     conda:
         "../../environment.yml"
+    resources:
+        **config["resources"]["bookkeeping"],
     params:
         catalog=config["dataset_catalog"],
         source_dir=lambda wc, input: input.source_dir,
@@ -47,6 +51,8 @@ rule split_dataset:
         "results/logs/split_dataset/{dataset}.log",
     conda:
         "../../environment.yml"
+    resources:
+        **config["resources"]["bookkeeping"],
     params:
         catalog=config["dataset_catalog"],
         ratios=config["data"]["split"]["ratios"],

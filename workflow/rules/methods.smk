@@ -15,6 +15,8 @@ for _method, _spec in config["methods"].items():
         conda:
             "../../environment.yml"
         threads: config["threads"]
+        resources:
+            **config["resources"]["search"],
         params:
             method=_method,
             targets=[str(b) for b in _spec["budgets"]],

@@ -7,6 +7,7 @@ rule aggregate_results:
         paper=f"{workflow.basedir}/notebooks/reference/paper_results.csv",
     output:
         results="results/tables/results.csv",
+        provenance="results/tables/provenance.csv",
         table1_csv=report(
             "results/tables/table1.csv",
             caption="../report/table1.rst",
@@ -23,6 +24,8 @@ rule aggregate_results:
         "results/logs/aggregate_results.log",
     conda:
         "../../environment.yml"
+    resources:
+        **config["resources"]["bookkeeping"],
     params:
         default_lambda=config["ciess"]["lambda"],
     script:
@@ -47,6 +50,8 @@ for _nb, _spec in NOTEBOOKS.items():
             f"results/logs/render_notebook/{_nb}.log",
         conda:
             "../../environment.yml"
+        resources:
+            **config["resources"]["bookkeeping"],
         params:
             parameters=lambda wc, output, input, _nb=_nb: notebook_parameters(
                 _nb, input, output

@@ -13,6 +13,8 @@ rule pretrain_full:
     conda:
         "../../environment.yml"
     threads: config["threads"]
+    resources:
+        **config["resources"]["training"],
     params:
         train=lambda wc: {**config["train"], "device": config["device"]},
         final_protocol=config["final_protocol"],
@@ -33,6 +35,8 @@ rule retrain_masked:
     conda:
         "../../environment.yml"
     threads: config["threads"]
+    resources:
+        **config["resources"]["training"],
     params:
         train=lambda wc: {**config["train"], "device": config["device"]},
         final_protocol=config["final_protocol"],

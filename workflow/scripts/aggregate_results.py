@@ -3,8 +3,8 @@ import pandas as pd
 
 from ciess.io import atomic_path, write_text
 from ciess.logs import setup_rule_logging
-from ciess.reports import (beside_paper, collect, format_table, summarise, table1_rows,
-                           table2_rows, to_latex)
+from ciess.reports import (beside_paper, collect, format_table, provenance_table, summarise,
+                           table1_rows, table2_rows, to_latex)
 
 log = setup_rule_logging(snakemake.log[0])  # noqa: F821
 sm = snakemake  # noqa: F821
@@ -13,6 +13,11 @@ with atomic_path(sm.output.results) as tmp:
     results.to_csv(tmp, index=False)
 log.info("%d metric files -> %d rows; statuses: %s", len(sm.input.metrics), len(results),
          results.drop_duplicates("file")["status"].value_counts().to_dict())
+provenance = provenance_table(sm.input.metrics)
+with atomic_path(sm.output.provenance) as tmp:
+    provenance.to_csv(tmp, index=False)
+log.info("provenance: %d runs, git revisions %s, devices %s", len(provenance),
+         provenance["git_revision"].unique().tolist(), provenance["device"].unique().tolist())
 paper = pd.read_csv(sm.input.paper)
 default_lambda = sm.params.default_lambda
 for name, rows, block in (("table1", table1_rows(results, default_lambda),

@@ -5,8 +5,11 @@
 #                                            slurmctld and slurmd; prints `export SLURM_CONF=...`
 #   tests/slurm/cluster.sh stop STATE_DIR    stop the daemons this script started
 #
-# Everything but munge's key and socket lives in STATE_DIR (config, spool, state, daemon logs);
-# clients find the cluster through SLURM_CONF=STATE_DIR/slurm.conf, so /etc/slurm is untouched.
+# Everything but munge's key and socket lives in STATE_DIR (config, spool, state, daemon logs).
+# Clients find the cluster through /etc/slurm/slurm.conf, a link to STATE_DIR/slurm.conf made
+# here and removed by `stop` (SLURM_CONF alone is not enough: the executor plugin clears SLURM_*
+# variables inside jobs, so srun there reads the default path). An existing slurm.conf that is
+# not such a link is never touched: the script stops instead.
 # Needs root (package install, daemons). Debian/Ubuntu only.
 set -euo pipefail
 
@@ -84,8 +87,14 @@ start() {
   mkdir -p "$state"
   state=$(cd "$state" && pwd)
   install_packages
+  if [ -e /etc/slurm/slurm.conf ] && [ ! -L /etc/slurm/slurm.conf ]; then
+    log "/etc/slurm/slurm.conf exists and is not this test's: refusing to replace a real cluster's config"
+    exit 1
+  fi
   start_munge
   write_config
+  mkdir -p /etc/slurm
+  ln -sfn "$state/slurm.conf" /etc/slurm/slurm.conf
   export SLURM_CONF="$state/slurm.conf"
   /usr/sbin/slurmctld -f "$SLURM_CONF"
   /usr/sbin/slurmd -f "$SLURM_CONF"
@@ -111,6 +120,9 @@ stop() {
       kill "$(cat "$state/$daemon.pid")" 2>/dev/null || true
     fi
   done
+  if [ "$(readlink /etc/slurm/slurm.conf 2>/dev/null)" = "$state/slurm.conf" ]; then
+    rm -f /etc/slurm/slurm.conf
+  fi
   if [ -f "$state/munged.started" ]; then
     pkill -u munge -x munged 2>/dev/null || true
     rm -f "$state/munged.started"

@@ -1,14 +1,18 @@
 """Atomic file writing and checksums, shared by every rule.
 
 Every output is written to a temporary file in the destination folder and renamed into place,
-so a killed or failed step never leaves a half-written file that Snakemake would accept.
+so a killed or failed step never leaves a half-written file that Snakemake would accept. The
+temporary file's name carries host and pid; the next writer of the same path removes those of
+dead writers on its host.
 """
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -16,12 +20,39 @@ from typing import Iterator
 CHUNK = 1 << 20
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def _host() -> str:
+    return socket.gethostname().replace(".", "-")
+
+
+def _remove_stale_parts(path: Path) -> None:
+    """Remove temporary files of ``path`` left by killed writers on this host (their name holds
+    host and pid; a live writer's file, or another host's, is left alone)."""
+    host = _host()
+    for part in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+        fields = part.name[len(path.name) + 2:].split(".")
+        if len(fields) >= 3 and fields[0] == host and fields[1].isdigit() \
+                and not _pid_alive(int(fields[1])):
+            part.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    _remove_stale_parts(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_host()}.{os.getpid()}.",
+                               suffix=".part", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:

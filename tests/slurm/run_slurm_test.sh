@@ -40,7 +40,7 @@ start=$(date +%s)
   >"$log" 2>&1 || { tail -n 60 "$log"; echo "the SLURM run failed (log: $log)" >&2; exit 1; }
 echo "SLURM run finished in $(( $(date +%s) - start )) s"
 
-grep -E "has been submitted with SLURM jobid" "$log" | head -n 5
+grep -m 5 "has been submitted with SLURM jobid" "$log"
 echo "..."
 "$python" "$repo/tests/slurm/check_slurm_log.py" "$log" "$work"
 "$python" "$repo/tests/run_comparison.py" "$reference" "$work"

@@ -1,0 +1,79 @@
+"""The tools of the SLURM test: run-to-run comparison and the sbatch-log check can fail."""
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+from conftest import REPO
+from run_comparison import compare_runs
+
+sys.path.insert(0, str(REPO / "tests" / "slurm"))
+from check_slurm_log import parse_log  # noqa: E402
+
+METRICS = "results/runs/ml-100k/lightgcn/es/c80/seed0/metrics.json"
+MASK = "results/masks/ml-100k/lightgcn/es/c80/seed0/mask.npz"
+TABLES = ("results.csv", "table1.csv", "table2.csv")
+
+
+def _run(root, recall=0.2, host="a", train_time=1.0, sizes=(4, 8), search_t=0.5):
+    (root / METRICS).parent.mkdir(parents=True)
+    (root / METRICS).write_text(json.dumps({
+        "test": {"recall@20": recall}, "history": [{"step": 10, "loss": 0.5}],
+        "train_time_s": train_time, "host": host, "slurm_job_id": host, "git_revision": "r1"}))
+    (root / MASK).parent.mkdir(parents=True)
+    np.savez(root / MASK, user_sizes=np.array(sizes))
+    search = root / "results/search/ml-100k/lightgcn/ciess-g-rw-lam0.4/seed0"
+    search.mkdir(parents=True)
+    (search / "search_log.csv").write_text(f"episode,params,t_train_s\n1,100,{search_t}\n")
+    np.savez(search / "masks.npz", m=np.array(sizes))
+    (root / "results/tables").mkdir(parents=True)
+    for name in TABLES:
+        (root / "results/tables" / name).write_text(f"metric,value\nrecall@20,{recall}\n")
+    return root
+
+
+def test_runs_that_differ_only_in_where_and_how_long_are_equal(tmp_path):
+    a = _run(tmp_path / "a")
+    b = _run(tmp_path / "b", host="b", train_time=9.0, search_t=3.0)
+    compared, problems = compare_runs(a, b)
+    assert compared == 7 and problems == []
+
+
+def test_a_changed_metric_mask_or_missing_file_is_reported(tmp_path):
+    a = _run(tmp_path / "a")
+    b = _run(tmp_path / "b", recall=0.21, sizes=(4, 9))
+    (b / "results/tables/table2.csv").unlink()
+    _, problems = compare_runs(a, b)
+    text = "\n".join(problems)
+    assert ".test.recall@20: 0.2 != 0.21" in text
+    assert "mask.npz: array user_sizes differs" in text
+    assert "table2.csv: only in reference run" in text
+
+
+LOG = """
+[Sat Nov 28 08:19:52 2026]
+rule fetch_dataset:
+    output: results/data/ml-100k/source
+    jobid: 3
+Job 3 has been submitted with SLURM jobid 11 (log: x/11.log).
+[Sat Nov 28 08:19:53 2026]
+checkpoint ciess_candidates:
+    jobid: 7
+Job 7 has been submitted with SLURM jobid 12 (log: x/12.log).
+[Sat Nov 28 08:19:54 2026]
+rule retrain_masked:
+    jobid: 9
+[Sat Nov 28 08:19:55 2026]
+localrule all:
+    jobid: 0
+3 of 3 steps (100%) done
+"""
+
+
+def test_sbatch_log_parser_finds_jobs_that_bypassed_slurm():
+    remote, local, submitted, finished = parse_log(LOG)
+    assert remote == {3: "fetch_dataset", 7: "ciess_candidates", 9: "retrain_masked"}
+    assert local == {0: "all"} and finished
+    assert submitted == {3: "11", 7: "12"}  # job 9 ran without sbatch: check() reports it

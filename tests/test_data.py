@@ -1,6 +1,7 @@
 """Data rules: fetch/verify, preprocess, per-user split (protocol.md §1-3)."""
 from __future__ import annotations
 
+import re
 import json
 import shutil
 from pathlib import Path
@@ -234,3 +235,27 @@ def test_paper_profile_builds_its_dag(tmp_path):
                  "make_masks_optemb", "retrain_masked", "aggregate_results", "render_table1"):
         assert rule in out, rule
     assert "ml-1m" in out and "yelp2018" in out
+
+
+def test_training_jobs_declare_the_profiles_resources(tmp_path):
+    """What a scheduler sees: the paper profile's training jobs ask for a GPU, memory and time
+    (sbatch --gpus/--mem/--time under profiles/slurm); the quick profile's ask for no GPU."""
+    paper = run_workflow(tmp_path / "paper", "all", "-n", "--configfile",
+                         str(REPO / "config/config.yaml")).stdout
+    block = re.search(r"rule retrain_masked:\n(?:    .*\n)*?    resources: (.*)\n", paper).group(1)
+    assert "gpu=1" in block and "mem_mb=16000" in block and "runtime=720" in block
+    block = re.search(r"rule ciess_search:\n(?:    .*\n)*?    resources: (.*)\n", paper).group(1)
+    assert "gpu=1" in block and "runtime=2880" in block
+    quick = run_workflow(tmp_path / "quick", "results/data/ml-100k/split/manifest.json",
+                         "-n").stdout
+    block = re.search(r"rule split_dataset:\n(?:    .*\n)*?    resources: (.*)\n", quick).group(1)
+    assert "mem_mb=1000" in block and "gpu" not in block
+
+
+def test_unknown_resource_key_fails_naming_it(tmp_path):
+    bad = yaml.safe_load((REPO / "config/quick.yaml").read_text())
+    bad["resources"]["training"]["gpus"] = 1  # the key is `gpu`
+    _write(tmp_path / "bad.yaml", yaml.safe_dump(bad))
+    proc = run_workflow(tmp_path / "work", "-n", "--configfile", str(tmp_path / "bad.yaml"),
+                        check=False)
+    assert proc.returncode != 0 and "gpus" in proc.stdout + proc.stderr

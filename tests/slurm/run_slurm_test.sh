@@ -18,6 +18,9 @@ root=$(cd "$root" && pwd)
 state="$root/cluster" work="$root/run" log="$root/snakemake.log"
 python="$repo/.venv/bin/python"
 [ -x "$python" ] || python=$(command -v python3)
+# Rules call tools (papermill, jupyter) by name, as under an activated environment; sbatch
+# passes this PATH on to the jobs.
+export PATH="$(dirname "$python"):$PATH"
 
 cleanup() { "$repo/tests/slurm/cluster.sh" stop "$state" || true; }
 trap cleanup EXIT

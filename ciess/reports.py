@@ -62,8 +62,8 @@ def collect(metric_files: list[str | Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-PROVENANCE_COLUMNS = ("device", "git_revision", "config_hash", "data_manifest_sha256", "host",
-                      "slurm_job_id", "wall_time_s")
+PROVENANCE_FIELDS = ("device", "git_revision", "config_hash", "data_manifest_sha256", "host",
+                     "slurm_job_id")
 
 
 def provenance_table(metric_files) -> pd.DataFrame:
@@ -74,7 +74,7 @@ def provenance_table(metric_files) -> pd.DataFrame:
         rec = json.loads(Path(path).read_text())
         row = {key: rec.get(key) for key in ("dataset", "model", "method", "budget", "seed",
                                               "status")}
-        row.update({key: rec.get(key) for key in PROVENANCE_COLUMNS})
+        row.update({key: rec.get(key) for key in (*PROVENANCE_FIELDS, "wall_time_s")})
         row.update({f"version_{name}": v for name, v in (rec.get("packages") or {}).items()})
         rows.append({**row, "file": str(path)})
     return pd.DataFrame(rows)
@@ -83,7 +83,7 @@ def provenance_table(metric_files) -> pd.DataFrame:
 def provenance_summary(prov: pd.DataFrame) -> pd.DataFrame:
     """Distinct values of each provenance column over all runs (one line each), so a report
     shows at a glance whether every number came from one code version, config and data."""
-    cols = [c for c in prov.columns if c in PROVENANCE_COLUMNS[:-1] or c.startswith("version_")]
+    cols = [c for c in prov.columns if c in PROVENANCE_FIELDS or c.startswith("version_")]
     out = []
     for col in cols:
         values = prov[col].dropna().astype(str)

@@ -29,13 +29,18 @@ def mirror() -> Path:
     return Path(value)
 
 
+def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
+    """The command that runs this repository's Snakefile in ``workdir``."""
+    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+            "--directory", str(workdir), *args]
+
+
 def run_workflow(workdir: Path, *args: str, env: dict | None = None, check: bool = True):
     """Run this repository's Snakefile in ``workdir`` (with ``config/`` linked in)."""
     workdir.mkdir(parents=True, exist_ok=True)
     if not (workdir / "config").exists():
         (workdir / "config").symlink_to(REPO / "config")
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
-           "--directory", str(workdir), "--cores", "2", *args]
+    cmd = snakemake_cmd(workdir, "--cores", "2", *args)
     proc = subprocess.run(cmd, capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, cwd=workdir)
     if check and proc.returncode != 0:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -21,7 +20,8 @@ import pytest
 import yaml
 
 from ciess.io import atomic_path, write_json
-from conftest import REPO, run_workflow
+from check_slurm_log import parse_log
+from conftest import REPO, run_workflow, snakemake_cmd
 
 MODELS = ("lightgcn", "neumf")
 TARGETS = {m: f"results/runs/ml-100k/{m}/es/c80/seed0/metrics.json" for m in MODELS}
@@ -36,12 +36,8 @@ def _training_logs(work: Path) -> dict[str, Path]:
 
 def _jobs_in(output: str) -> list[str]:
     """Rules of the jobs a Snakemake run (or dry run) lists, one entry per job."""
-    return sorted(m.group(1) for m in re.finditer(r"^(?:local)?rule (\S+):$", output, re.M))
-
-
-def _snakemake_cmd(work: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
-            "--directory", str(work), *args]
+    remote, local, _, _ = parse_log(output)
+    return sorted([*remote.values(), *local.values()])
 
 
 def _mtimes(work: Path, paths) -> dict[str, int]:
@@ -75,7 +71,7 @@ def test_run_killed_in_a_training_rule_resumes_with_only_the_missing_jobs(tmp_pa
     (tmp_path / "override.yaml").write_text(yaml.safe_dump(override))
     targets = list(TARGETS.values())
     common = ["--configfile", str(tmp_path / "override.yaml"), "--cores", "1"]
-    proc = subprocess.Popen(_snakemake_cmd(work, *targets, *common), cwd=work, text=True,
+    proc = subprocess.Popen(snakemake_cmd(work, *targets, *common), cwd=work, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     logs = _training_logs(work)
@@ -104,14 +100,14 @@ def test_run_killed_in_a_training_rule_resumes_with_only_the_missing_jobs(tmp_pa
     # A half-written output of the killed job (as a writer without atomic renames, or a file
     # system, could leave it) is never accepted: Snakemake flagged the job incomplete.
     (work / TARGETS[killed]).write_text('{"test": {"recall@20": 0.')
-    strict = subprocess.run(_snakemake_cmd(work, *targets, *common, "-n",
+    strict = subprocess.run(snakemake_cmd(work, *targets, *common, "-n",
                                            "--workflow-profile", "none"),
                             cwd=work, capture_output=True, text=True)
     assert strict.returncode != 0 and "incomplete" in (strict.stdout + strict.stderr).lower()
 
     # The default profile (rerun-incomplete) plans exactly the missing work: the killed
     # retraining, and whatever of the other branch had not finished.
-    plan = subprocess.run(_snakemake_cmd(work, *targets, *common, "-n"), cwd=work,
+    plan = subprocess.run(snakemake_cmd(work, *targets, *common, "-n"), cwd=work,
                           capture_output=True, text=True, check=True)
     assert _jobs_in(plan.stdout) == sorted(["retrain_masked"] + missing_other), plan.stdout
 

@@ -2,15 +2,11 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 
-from conftest import REPO
+from check_slurm_log import parse_log
 from run_comparison import compare_runs
-
-sys.path.insert(0, str(REPO / "tests" / "slurm"))
-from check_slurm_log import parse_log  # noqa: E402
 
 METRICS = "results/runs/ml-100k/lightgcn/es/c80/seed0/metrics.json"
 MASK = "results/masks/ml-100k/lightgcn/es/c80/seed0/mask.npz"

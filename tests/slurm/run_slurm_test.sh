@@ -45,6 +45,6 @@ echo "SLURM run finished in $(( $(date +%s) - start )) s"
 
 grep -m 5 "has been submitted with SLURM jobid" "$log"
 echo "..."
-"$python" "$repo/tests/slurm/check_slurm_log.py" "$log" "$work"
+"$python" "$repo/tests/check_slurm_log.py" "$log" "$work"
 "$python" "$repo/tests/run_comparison.py" "$reference" "$work"
 echo "SLURM test passed"

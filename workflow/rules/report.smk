@@ -6,8 +6,8 @@ rule aggregate_results:
         metrics=all_metric_files(),
         paper=f"{workflow.basedir}/notebooks/reference/paper_results.csv",
     output:
-        results="results/tables/results.csv",
-        provenance="results/tables/provenance.csv",
+        results=RESULTS_CSV,
+        provenance=PROVENANCE_CSV,
         table1_csv=report(
             "results/tables/table1.csv",
             caption="../report/table1.rst",

@@ -1,6 +1,6 @@
 """Check a Snakemake log of a SLURM run: every job went through sbatch and completed there.
 
-    python tests/slurm/check_slurm_log.py SNAKEMAKE_LOG WORKDIR
+    python tests/check_slurm_log.py SNAKEMAKE_LOG WORKDIR
 
 Checks, each failing with a message that names what is wrong:
 - every job Snakemake started (``rule X:`` blocks; ``localrule all`` aside) has a line

@@ -24,10 +24,11 @@ from torch.nn.utils import parametrize
 from ciess import compat  # noqa: F401  (must precede every recbole import)
 from recbole.model.general_recommender import NGCF, LightGCN, NeuMF
 from recbole.model.init import xavier_normal_initialization
-from recbole.model.loss import BPRLoss, EmbLoss
+from recbole.model.loss import BPRLoss
 from recbole.utils import InputType
 
 from ciess.masks import D_MAX, Mask
+from ciess.models.propagation import Adjacency, SparseProduct, normalized_adjacency_scipy
 
 DEFAULTS_DIR = Path(__file__).parent / "defaults"
 
@@ -62,28 +63,52 @@ class SplitAdapter:
 
 
 def normalized_adjacency(train: sp.csr_matrix, layout=torch.sparse_csr) -> torch.Tensor:
-    """D^-1/2 A D^-1/2 of the bipartite graph, as RecBole's ``get_norm_adj_mat`` computes it."""
-    n_users, n_items = train.shape
-    coo = train.tocoo()
-    rows = np.concatenate([coo.row, coo.col + n_users])
-    cols = np.concatenate([coo.col + n_users, coo.row])
-    n = n_users + n_items
-    a = sp.coo_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, n)).tocsr()
-    a.data[:] = 1.0
-    deg = np.asarray((a > 0).sum(axis=1)).ravel() + 1e-7
-    d = sp.diags(np.power(deg, -0.5))
-    lap = (d @ a @ d).tocoo()
+    """D^-1/2 A D^-1/2 of the bipartite graph as a plain torch sparse tensor (tests, RecBole
+    comparisons); the models propagate through ``propagation.Adjacency``."""
+    lap = normalized_adjacency_scipy(train).tocoo()
     idx = torch.from_numpy(np.vstack([lap.row, lap.col]).astype(np.int64))
-    t = torch.sparse_coo_tensor(idx, torch.from_numpy(lap.data.astype(np.float32)), (n, n))
-    t = t.coalesce()
+    t = torch.sparse_coo_tensor(idx, torch.from_numpy(lap.data), lap.shape).coalesce()
     return t.to_sparse_csr() if layout == torch.sparse_csr else t
 
 
-class SquaredEmbLoss(EmbLoss):
-    """EmbLoss with ``require_pow=True``: squared L2 / batch size (the code's NGCF regulariser)."""
+class SquaredL2Loss(nn.Module):
+    """The protocol's L2 term: sum of squared entries of the given batch embeddings / batch size.
 
-    def forward(self, *embeddings, require_pow=True):
-        return super().forward(*embeddings, require_pow=True)
+    RecBole's ``EmbLoss(require_pow=True)`` also divides by the norm order (2), which halves the
+    specified weight; this module does not. ``require_pow`` is accepted (RecBole's LightGCN passes
+    it) and must be true: a plain (unsquared) norm is not what any of the suite's models uses.
+    """
+
+    def forward(self, *embeddings: torch.Tensor, require_pow: bool = True) -> torch.Tensor:
+        if not require_pow:
+            raise ValueError("SquaredL2Loss computes squared norms only (require_pow must be true)")
+        flat = [e.reshape(-1) for e in embeddings]
+        total = sum(torch.dot(f, f) for f in flat)  # no squared temporary: 4x faster than pow-sum
+        return total / embeddings[-1].shape[0]
+
+
+def _narrowed_table(table: nn.Embedding, width: int) -> nn.Embedding:
+    """The first ``width`` columns of a (possibly masked) table, as a new table with its mask."""
+    masked = parametrize.is_parametrized(table, "weight")
+    raw = table.parametrizations.weight.original if masked else table.weight
+    new = nn.Embedding(raw.shape[0], width, device=raw.device)
+    with torch.no_grad():
+        new.weight.copy_(raw[:, :width])
+    if masked:
+        mask = table.parametrizations.weight[0].mask[:, :width]
+        parametrize.register_parametrization(new, "weight", TableMask(mask))
+    return new
+
+
+def _narrowed_linear(linear: nn.Linear, keep_inputs: torch.Tensor) -> nn.Linear:
+    """``linear`` restricted to the input features ``keep_inputs`` (the others only ever see 0)."""
+    new = nn.Linear(len(keep_inputs), linear.out_features, bias=linear.bias is not None,
+                    device=linear.weight.device)
+    with torch.no_grad():
+        new.weight.copy_(linear.weight[:, keep_inputs])
+        if linear.bias is not None:
+            new.bias.copy_(linear.bias)
+    return new
 
 
 class MaskableMixin:
@@ -122,6 +147,42 @@ class MaskableMixin:
     def _register(table: nn.Embedding, dense: torch.Tensor) -> None:
         parametrize.register_parametrization(table, "weight", TableMask(dense.to(table.weight.device)))
 
+    def mask_widths(self) -> list[int]:
+        """Per table pair, the number of leading columns any entity uses (D_MAX without a mask)."""
+        widths = []
+        for pair in self.mask_tables():
+            w = 0
+            for table in pair:
+                if not parametrize.is_parametrized(table, "weight"):
+                    w = max(w, table.weight.shape[1])
+                    continue
+                used = table.parametrizations.weight[0].mask.any(dim=0).nonzero()
+                w = max(w, int(used.max()) + 1 if len(used) else 1)
+            widths.append(w)
+        return widths
+
+    def narrow_to_mask(self) -> list[int]:
+        """Compute with only the columns the mask uses: a model whose widest entity has size
+        w < 128 becomes a w-wide model computing the same function (the dropped columns are 0 in
+        every look-up, get no gradient, and the layers reading them lose the matching inputs).
+        Returns the widths per table pair."""
+        widths = self.mask_widths()
+        for (user_table, item_table), width, old in zip(self.mask_tables(), widths,
+                                                        self.table_widths()):
+            if width == old:
+                continue
+            names = {id(m): n for n, m in self.named_children()}
+            for table in (user_table, item_table):
+                setattr(self, names[id(table)], _narrowed_table(table, width))
+        self._narrow_layers(widths)
+        return widths
+
+    def table_widths(self) -> list[int]:
+        return [pair[0].weight.shape[1] for pair in self.mask_tables()]
+
+    def _narrow_layers(self, widths: list[int]) -> None:
+        """Cut the layers that read the tables' columns directly (model-specific)."""
+
     def masked_nnz(self) -> int:
         """Non-zeros actually present in the masked tables (a cross-check of the account)."""
         total = 0
@@ -145,7 +206,27 @@ class MaskableMixin:
 
 
 class GraphScoringMixin:
-    """Full-ranking scores for models whose final user/item embeddings come from ``forward()``."""
+    """BPR training and full-ranking scores for models whose final user/item embeddings come
+    from ``forward()`` (LightGCN, NGCF)."""
+
+    def calculate_loss(self, interaction):
+        """RecBole's LightGCN/NGCF loss, leaner: rows gathered with ``index_select`` (its backward
+        is an index-add, 3x cheaper than advanced indexing's), and the BPR margin computed as
+        u·(p − n), one product instead of two. Same value (up to float rounding)."""
+        with parametrize.cached():  # each masked table W * M computed once per step
+            self.restore_user_e = self.restore_item_e = None
+            user = interaction[self.USER_ID]
+            pos, neg = interaction[self.ITEM_ID], interaction[self.NEG_ITEM_ID]
+            user_all, item_all = self.forward()
+            u = user_all.index_select(0, user)
+            p, n = item_all.index_select(0, pos), item_all.index_select(0, neg)
+            margin = (u * (p - n)).sum(dim=1)
+            bpr = self.mf_loss(margin, torch.zeros_like(margin))
+            reg = self.reg_loss(*self.regularised_embeddings(user, pos, neg, u, p, n))
+            return bpr + self.reg_weight * reg
+
+    def regularised_embeddings(self, user, pos, neg, u, p, n) -> tuple[torch.Tensor, ...]:
+        raise NotImplementedError
 
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         user_e, item_e = self.forward()
@@ -161,28 +242,76 @@ class GraphScoringMixin:
 class MaskedLightGCN(GraphScoringMixin, MaskableMixin, LightGCN):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
+        self.reg_loss = SquaredL2Loss()  # protocol: squared norm of the ego embeddings
         nn.init.normal_(self.user_embedding.weight, std=config["init_std"])
         nn.init.normal_(self.item_embedding.weight, std=config["init_std"])
 
     def get_norm_adj_mat(self):
-        return normalized_adjacency(self.interaction_matrix.tocsr(), torch.sparse_csr)
+        return Adjacency.from_interactions(self.interaction_matrix.tocsr())
 
     def mask_tables(self):
         return [(self.user_embedding, self.item_embedding)]
+
+    def _narrow_layers(self, widths):
+        self.latent_dim = widths[0]
+
+    def regularised_embeddings(self, user, pos, neg, u, p, n):
+        """The ego (layer-0) embeddings of the batch (protocol §6)."""
+        return (self.user_embedding.weight.index_select(0, user),
+                self.item_embedding.weight.index_select(0, pos),
+                self.item_embedding.weight.index_select(0, neg))
+
+    def forward(self):
+        """RecBole's LightGCN propagation (mean of layers 0..L), through the symmetric product."""
+        x = self.get_ego_embeddings()
+        total = x
+        for _ in range(self.n_layers):
+            x = self.norm_adj_matrix.propagate(x)
+            total = total + x
+        mean = total / (self.n_layers + 1)
+        return torch.split(mean, [self.n_users, self.n_items])
 
 
 class MaskedNGCF(GraphScoringMixin, MaskableMixin, NGCF):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        self.reg_loss = SquaredEmbLoss()
+        self.reg_loss = SquaredL2Loss()  # protocol: squared norm of the propagated embeddings
+        del self.eye_matrix  # BiGNN adds the features itself; the identity is never read
 
     def get_norm_adj_mat(self):
-        # NGCF's SparseDropout needs COO indices; without node dropout CSR is faster.
-        layout = torch.sparse_coo if self.node_dropout else torch.sparse_csr
-        return normalized_adjacency(self.interaction_matrix.tocsr(), layout)
+        return Adjacency.from_interactions(self.interaction_matrix.tocsr())
 
     def mask_tables(self):
         return [(self.user_embedding, self.item_embedding)]
+
+    def regularised_embeddings(self, user, pos, neg, u, p, n):
+        """The propagated (concatenated) embeddings of the batch (protocol §6)."""
+        return u, p, n
+
+    def _narrow_layers(self, widths):
+        self.embedding_size = widths[0]
+        first = self.GNNlayers[0]
+        keep = torch.arange(widths[0], device=first.linear.weight.device)
+        first.linear = _narrowed_linear(first.linear, keep)
+        first.interActTransform = _narrowed_linear(first.interActTransform, keep)
+        first.in_dim = widths[0]
+
+    def forward(self):
+        """RecBole's NGCF forward (BiGNN layers, LeakyReLU, message dropout, L2-normalised layer
+        outputs concatenated), with node dropout as ``Adjacency.dropped`` and the product's
+        backward through the (dropped) transpose."""
+        if self.node_dropout and self.training:
+            a, a_t = self.norm_adj_matrix.dropped(self.node_dropout)
+        else:
+            a = a_t = self.norm_adj_matrix.csr()
+        x = self.get_ego_embeddings()
+        layers = [x]
+        for gnn in self.GNNlayers:
+            side = SparseProduct.apply(a, a_t, x)
+            x = gnn.linear(x + side) + gnn.interActTransform(side * x)
+            x = F.normalize(self.emb_dropout(F.leaky_relu(x, negative_slope=0.2)), p=2, dim=1)
+            layers.append(x)
+        return torch.split(torch.cat(layers, dim=1), [self.n_users, self.n_items])
 
 
 class MaskedNeuMF(MaskableMixin, NeuMF):
@@ -205,6 +334,18 @@ class MaskedNeuMF(MaskableMixin, NeuMF):
         return [(self.user_mf_embedding, self.item_mf_embedding),
                 (self.user_mlp_embedding, self.item_mlp_embedding)]
 
+    def _narrow_layers(self, widths):
+        w_gmf, w_mlp = widths
+        old_gmf, old_mlp = self.mf_embedding_size, self.mlp_embedding_size
+        first = self.mlp_layers.mlp_layers[1]  # [Dropout, Linear, ReLU]: reads [user; item]
+        dev = first.weight.device
+        self.mlp_layers.mlp_layers[1] = _narrowed_linear(first, torch.cat([
+            torch.arange(w_mlp, device=dev), old_mlp + torch.arange(w_mlp, device=dev)]))
+        self.predict_layer = _narrowed_linear(self.predict_layer, torch.cat([  # reads [GMF; MLP]
+            torch.arange(w_gmf, device=dev),
+            torch.arange(old_gmf, self.predict_layer.in_features, device=dev)]))
+        self.mf_embedding_size, self.mlp_embedding_size = w_gmf, w_mlp
+
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.forward(users, items)
 
@@ -216,10 +357,9 @@ class MaskedNeuMF(MaskableMixin, NeuMF):
         user = interaction[self.USER_ID]
         pos, neg = interaction[self.ITEM_ID], interaction[self.NEG_ITEM_ID]
         loss = self.bpr(self.forward(user, pos), self.forward(user, neg))
-        reg = EmbLoss()(self.user_mf_embedding(user), self.item_mf_embedding(pos),
-                        self.item_mf_embedding(neg), self.user_mlp_embedding(user),
-                        self.item_mlp_embedding(pos), self.item_mlp_embedding(neg),
-                        require_pow=True)
+        reg = SquaredL2Loss()(self.user_mf_embedding(user), self.item_mf_embedding(pos),
+                              self.item_mf_embedding(neg), self.user_mlp_embedding(user),
+                              self.item_mlp_embedding(pos), self.item_mlp_embedding(neg))
         return loss + self.reg_weight * reg
 
     @torch.no_grad()
@@ -267,7 +407,7 @@ def rewind_tables(model: nn.Module, initial: dict[str, torch.Tensor]) -> None:
         for name, table in tables.items():
             raw = (table.parametrizations.weight.original
                    if parametrize.is_parametrized(table, "weight") else table.weight)
-            raw.copy_(initial[name].to(raw.device))
+            raw.copy_(initial[name][:, :raw.shape[1]].to(raw.device))  # a narrowed table: prefix
 
 
 MODELS = {"lightgcn": MaskedLightGCN, "ngcf": MaskedNGCF, "neumf": MaskedNeuMF}
@@ -281,11 +421,16 @@ def model_defaults(name: str) -> dict:
 
 def build_model(name: str, n_users: int, n_items: int, train: sp.csr_matrix,
                 overrides: dict | None = None, device: str = "cpu",
-                mask: Mask | None = None) -> nn.Module:
+                mask: Mask | None = None, narrow: bool = False) -> nn.Module:
+    """The model with its mask applied. ``narrow``: compute with only the columns the mask uses
+    (``MaskableMixin.narrow_to_mask``; the same function, faster). Leave it off for methods that
+    grow sizes during their own search (ESAPN) or re-parametrize the full tables (PEP, OptEmb)."""
     params = {**model_defaults(name), **(overrides or {})}
     cfg = RecBoleConfig(params, USER_ID_FIELD="user_id", ITEM_ID_FIELD="item_id",
                         NEG_PREFIX="neg_", LABEL_FIELD="label", device=torch.device(device))
     model = MODELS[name](cfg, SplitAdapter(n_users, n_items, train)).to(device)
     model.hparams = params
     model.apply_mask(mask, gmf_common_prefix=(name == "neumf" and not params.get("mask_gmf", True)))
+    if narrow and mask is not None:
+        model.narrow_to_mask()
     return model

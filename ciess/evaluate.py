@@ -32,20 +32,50 @@ class EvalResult:
 
 
 def topk_stable(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Top-k item ids per row, ordered by score descending, ties by lower item index."""
-    kth = torch.topk(scores, k, dim=1).values[:, -1:]
-    above = scores > kth
-    need = k - above.sum(dim=1, keepdim=True)
-    equal = scores == kth
-    take_equal = equal & (torch.cumsum(equal.int(), dim=1) <= need)
-    chosen = (above | take_equal).nonzero()[:, 1].view(scores.shape[0], k)  # ascending item id
+    """Top-k item ids per row, ordered by score descending, ties by lower item index.
+
+    ``torch.topk`` picks the right set except where the k-th score is tied with items outside
+    the top k (then which of the tied items it returns is unspecified): those rows, found by the
+    (k+1)-th score equal to the k-th, are redone exactly; every row is then ordered by
+    (score descending, item ascending)."""
+    n_items = scores.shape[1]
+    take = min(k + 1, n_items)
+    values, chosen = torch.topk(scores, take, dim=1)
+    chosen = chosen[:, :k]
+    if take > k:
+        tied = values[:, k] == values[:, k - 1]
+        if tied.any():
+            rows = tied.nonzero().squeeze(1)
+            chosen = chosen.clone()
+            chosen[rows] = _topk_set_lowest_ids(scores[rows], k)
+    chosen = torch.sort(chosen, dim=1).values  # ascending item id, then a stable score sort
     chosen_scores = torch.gather(scores, 1, chosen)
     order = torch.sort(chosen_scores, dim=1, descending=True, stable=True).indices
     return torch.gather(chosen, 1, order)
 
 
-def _rows_to_dense(m: sp.csr_matrix, rows: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(m[rows].toarray() > 0)
+def _topk_set_lowest_ids(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """The top-k set per row with ties at the k-th score broken by the lowest item ids."""
+    kth = torch.topk(scores, k, dim=1).values[:, -1:]
+    above = scores > kth
+    need = k - above.sum(dim=1, keepdim=True)
+    equal = scores == kth
+    take_equal = equal & (torch.cumsum(equal.int(), dim=1) <= need)
+    return (above | take_equal).nonzero()[:, 1].view(scores.shape[0], k)
+
+
+def _row_block_entries(m: sp.csr_matrix, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row - start, column) of the stored entries of rows start..stop-1, as index tensors."""
+    lo, hi = m.indptr[start], m.indptr[stop]
+    counts = np.diff(m.indptr[start:stop + 1])
+    rows = np.repeat(np.arange(stop - start, dtype=np.int64), counts)
+    return torch.from_numpy(rows), torch.from_numpy(m.indices[lo:hi].astype(np.int64))
+
+
+def _rows_to_dense(m: sp.csr_matrix, start: int, stop: int) -> torch.Tensor:
+    dense = torch.zeros(stop - start, m.shape[1], dtype=torch.bool)
+    dense[_row_block_entries(m, start, stop)] = True
+    return dense
 
 
 def rank_metrics(top: torch.Tensor, truth: torch.Tensor, ks=KS) -> dict[str, torch.Tensor]:
@@ -80,11 +110,12 @@ def evaluate(model, train: sp.csr_matrix, target: sp.csr_matrix,
     names = metric_names(ks)
     per_user = {m: np.full(n_users, np.nan, dtype=np.float64) for m in names}
     for start in range(0, n_users, batch_users):
-        rows = np.arange(start, min(start + batch_users, n_users))
+        stop = min(start + batch_users, n_users)
+        rows = np.arange(start, stop)
         scores = model.score_users(torch.from_numpy(rows).to(device)).float().cpu()
-        scores[_rows_to_dense(excluded, rows)] = -torch.inf
+        scores.index_put_(_row_block_entries(excluded, start, stop), torch.tensor(-torch.inf))
         top = topk_stable(scores, kmax)
-        truth = _rows_to_dense(target, rows)
+        truth = _rows_to_dense(target, start, stop)
         has = truth.any(dim=1).numpy()
         for name, values in rank_metrics(top, truth, ks).items():
             per_user[name][rows[has]] = values.numpy()[has]

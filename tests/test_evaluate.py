@@ -33,6 +33,17 @@ def test_topk_breaks_ties_by_lower_item_index():
     assert topk_stable(torch.zeros(1, 5), 3).tolist() == [[0, 1, 2]]
 
 
+@pytest.mark.parametrize("k", [1, 5, 20])
+def test_topk_equals_a_full_lexicographic_sort_with_and_without_ties(k):
+    gen = torch.Generator().manual_seed(k)
+    tied = torch.randint(0, 6, (64, 40), generator=gen).float()  # many ties at every rank
+    distinct = torch.rand(64, 40, generator=gen)
+    scores = torch.cat([tied, distinct, torch.where(tied > 3, distinct, -torch.inf)])
+    for row, got in zip(scores.numpy(), topk_stable(scores, k).numpy()):
+        expected = np.lexsort((np.arange(len(row)), -row))[:k]  # score desc, then item id asc
+        assert got.tolist() == expected.tolist()
+
+
 def test_metrics_match_hand_computed_values():
     # one user, 8 items; item 0 is a training item (excluded), held-out positives {2, 5, 7}
     scores = [[9.0, 1.0, 8.0, 7.0, 0.5, 6.0, 0.1, 0.2]]

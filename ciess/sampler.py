@@ -1,7 +1,9 @@
 """Vectorised BPR triple samplers (protocol.md §6). One epoch = ceil(|train| / batch) batches.
 
-* ``user_uniform`` (the official code): user uniform over users with training items, positive
-  uniform over that user's training items, negative uniform over the items it has not trained on.
+* ``user_uniform`` (the official code): users uniform over users with training items, drawn
+  without replacement when there are at least as many such users as the batch (Yelp2018) and with
+  replacement otherwise (MovieLens); positive uniform over that user's training items, negative
+  uniform over the items it has not trained on.
 * ``interaction``: a shuffled pass over the training interactions with uniform negatives
   (RecBole's default pattern).
 """
@@ -53,9 +55,15 @@ class TripleSampler:
         keys = self.keys[idx]
         return keys // self.n_items, keys % self.n_items
 
+    def _users(self) -> np.ndarray:
+        n = len(self.active_users)
+        if n >= self.batch_size:
+            return self.rng.choice(self.active_users, self.batch_size, replace=False)
+        return self.active_users[self.rng.integers(0, n, self.batch_size)]
+
     def sample(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.kind == "user_uniform":
-            users = self.active_users[self.rng.integers(0, len(self.active_users), self.batch_size)]
+            users = self._users()
             offs = (self.rng.random(self.batch_size) * self.deg[users]).astype(np.int64)
             pos = self.indices[self.indptr[users] + offs]
         else:

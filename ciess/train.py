@@ -85,11 +85,20 @@ def _lr_at(step: int, hp: dict) -> float:
     return max(hp["lr"] * hp["lr_decay"] ** (step // hp["decay_batches"]), hp["min_lr"])
 
 
+def _eta(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m{s:02d}s"
+
+
 def train_model(model: torch.nn.Module, split: SplitData, settings: TrainSettings, seed: int,
-                target: str = "valid", fixed_steps: int | None = None,
+                target: str | None = "valid", fixed_steps: int | None = None,
                 tag: str = "", hooks: TrainHooks | None = None) -> TrainOutcome:
     """Train ``model`` on ``split.train``. Early-stops on ``target`` ("valid" or "test"), or
-    runs exactly ``fixed_steps`` batches when given (then ``target`` is only logged)."""
+    runs exactly ``fixed_steps`` batches when given (then ``target`` is evaluated, and only
+    logged, every ``eval_every`` batches). ``target=None`` (with ``fixed_steps``): no evaluation
+    at all, as in ``merge_fixed``'s retraining, whose test split is evaluated once, afterwards."""
+    if target is None and fixed_steps is None:
+        raise ValueError("training without an evaluation target needs fixed_steps")
     hp = model.hparams
     device = settings.device
     sampler = TripleSampler(split.train, settings.batch_size, settings.sampler, seed)
@@ -97,7 +106,7 @@ def train_model(model: torch.nn.Module, split: SplitData, settings: TrainSetting
     own = {id(p) for p in hooks.own_params}
     params = [p for p in model.parameters() if p.requires_grad and id(p) not in own]
     optim = torch.optim.Adam(params, lr=hp["lr"])
-    truth = getattr(split, target)
+    truth = getattr(split, target) if target else None
     exclude = [split.valid] if target == "test" else []  # no-op when train already holds valid
     per_epoch = split.batches_per_epoch(settings.batch_size)
     limit = fixed_steps if fixed_steps is not None else settings.max_batches
@@ -128,9 +137,18 @@ def train_model(model: torch.nn.Module, split: SplitData, settings: TrainSetting
             running += loss.item()
             step += 1
             if step % per_epoch == 0 and settings.eval_every > per_epoch:  # progress between evals
-                log.info("%sepoch %d (step %d): loss %.4f, lr %.5f", tag, step // per_epoch, step,
-                         loss.item(), _lr_at(step - 1, hp))
+                log.info("%sepoch %d (step %d/%d): loss %.4f, lr %.5f", tag, step // per_epoch,
+                         step, limit, loss.item(), _lr_at(step - 1, hp))
         t_train += time.perf_counter() - t0
+        eta = _eta(t_train / step * (limit - step) + t_eval / max(len(history), 1) *
+                   -(-(limit - step) // settings.eval_every))
+        if truth is None:
+            history.append({"step": step, "epoch": step / per_epoch, "loss": running / chunk,
+                            "lr": _lr_at(step - 1, hp)})
+            log.info("%sstep %d/%d (epoch %.2f): loss %.4f [train %.1fs, ETA %s]", tag, step,
+                     limit, step / per_epoch, running / chunk, t_train, eta)
+            running = 0.0
+            continue
         t0 = time.perf_counter()
         result = evaluate(model, split.train, truth, exclude, batch_users=settings.eval_batch_users,
                           device=device)
@@ -139,9 +157,10 @@ def train_model(model: torch.nn.Module, split: SplitData, settings: TrainSetting
         history.append({"step": step, "epoch": step / per_epoch, "loss": running / chunk,
                         f"{target}_avg": score, "recall@20": result.means["recall@20"],
                         "lr": _lr_at(step - 1, hp)})
-        log.info("%sstep %d (epoch %.2f): loss %.4f, %s AVG %.5f, Recall@20 %.5f, NDCG@20 %.5f "
-                 "[train %.1fs, eval %.1fs]", tag, step, step / per_epoch, running / chunk,
-                 target, score, result.means["recall@20"], result.means["ndcg@20"], t_train, t_eval)
+        log.info("%sstep %d/%d (epoch %.2f): loss %.4f, %s AVG %.5f, Recall@20 %.5f, NDCG@20 %.5f "
+                 "[train %.1fs, eval %.1fs, ETA %s at most]", tag, step, limit, step / per_epoch,
+                 running / chunk, target, score, result.means["recall@20"],
+                 result.means["ndcg@20"], t_train, t_eval, eta)
         running = 0.0
         if fixed_steps is not None:
             best, best_step = result, step
@@ -176,7 +195,7 @@ def run_masked_training(split: SplitData, model_name: str, mask: Mask | None, se
     def fresh_model(train):
         seed_everything(seed)
         m = build_model(model_name, split.n_users, split.n_items, train, model_overrides, device,
-                        mask)
+                        mask, narrow=True)
         if initial_tables is not None:
             rewind_tables(m, initial_tables)
         return m
@@ -185,14 +204,16 @@ def run_masked_training(split: SplitData, model_name: str, mask: Mask | None, se
     t0 = time.perf_counter()
     outcome = train_model(model, split, settings, seed, tag=tag)
     steps_selected = outcome.best_step
-    if final_protocol == "train_val_es":
-        test = evaluate(model, split.train, split.test, [split.valid],
-                        batch_users=settings.eval_batch_users, device=device)
-    else:
+    # the train-only model's test score: the train_val_es number, and under the merged protocols
+    # a second, clearly named record (it takes no part in any choice)
+    test = evaluate(model, split.train, split.test, [split.valid],
+                    batch_users=settings.eval_batch_users, device=device)
+    test_by_protocol = {"train_val_es": {k: float(v) for k, v in test.means.items()}}
+    if final_protocol != "train_val_es":
         merged = merge_train_valid(split)
         model = fresh_model(merged.train)
-        if final_protocol == "merge_fixed":
-            outcome_m = train_model(model, merged, settings, seed, target="test",
+        if final_protocol == "merge_fixed":  # steps chosen on validation; test never looked at
+            outcome_m = train_model(model, merged, settings, seed, target=None,
                                     fixed_steps=steps_selected, tag=tag + "[merged] ")
         else:  # merge_code: early-stops on the test split itself -> leaks; diagnosis only
             log.warning("final.protocol merge_code early-stops on TEST: leaked, never headline")
@@ -201,6 +222,7 @@ def run_masked_training(split: SplitData, model_name: str, mask: Mask | None, se
         model = outcome_m.model
         test = evaluate(model, merged.train, split.test, batch_users=settings.eval_batch_users,
                         device=device)
+        test_by_protocol[final_protocol] = {k: float(v) for k, v in test.means.items()}
     wall = time.perf_counter() - t0
     n_tables = model.n_tables
     gmf_dense = model_name == "neumf" and not model.hparams.get("mask_gmf", True)
@@ -211,6 +233,7 @@ def run_masked_training(split: SplitData, model_name: str, mask: Mask | None, se
     record = {
         "valid": {k: float(v) for k, v in outcome.best_valid.means.items()},
         "test": {k: float(v) for k, v in test.means.items()},
+        "test_by_protocol": test_by_protocol,
         "users_evaluated_test": test.n_users_evaluated,
         **{k: acct[k] for k in ("params", "sparsity", "density", "capacity")},
         "n_tables": n_tables, "steps_trained": outcome.steps, "best_step": steps_selected,

@@ -20,6 +20,19 @@ def test_sampler_positives_are_trained_and_negatives_are_not(kind):
         assert dense[u, p].all() and not dense[u, n].any()
 
 
+def test_user_uniform_draws_users_without_replacement_when_there_are_enough():
+    """Official sampler: distinct users when U >= batch (Yelp2018), repeats when U < batch."""
+    split = random_split(n_users=40, n_items=30, per_user=12)
+    for _ in range(5):
+        users = TripleSampler(split.train, 40, "user_uniform", seed=1).sample()[0].numpy()
+        assert len(np.unique(users)) == 40  # every user exactly once
+        users = TripleSampler(split.train, 25, "user_uniform", seed=2).sample()[0].numpy()
+        assert len(np.unique(users)) == 25
+    users = TripleSampler(split.train, 400, "user_uniform", seed=3).sample()[0].numpy()
+    counts = np.bincount(users, minlength=40)
+    assert counts.max() > 1 and (counts > 0).all()  # U < batch: with replacement, all users seen
+
+
 def test_interaction_sampler_visits_every_training_pair_once_per_epoch():
     split = random_split(n_users=10, n_items=20, per_user=8)
     n = split.n_train
@@ -72,3 +85,28 @@ def test_unknown_final_protocol_is_rejected():
     with pytest.raises(ValueError, match="final.protocol"):
         run_masked_training(random_split(), "lightgcn", None, 0, TrainSettings(),
                             final_protocol="merge_everything")
+
+
+def test_merge_fixed_never_looks_at_test_while_retraining(monkeypatch):
+    """merge_fixed: steps chosen on validation; the merged model trains blind for that many
+    steps, then test is evaluated once. The train-only model's test score is recorded apart."""
+    import ciess.train as train_module
+
+    split = random_split(n_users=30, n_items=40, per_user=12)
+    calls = []
+    real = train_module.evaluate
+
+    def spy(model, train, target, *args, **kwargs):
+        calls.append(("test" if target is split.test else "valid", train.nnz))
+        return real(model, train, target, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "evaluate", spy)
+    rec = run_masked_training(split, "lightgcn", None, 0,
+                              TrainSettings(batch_size=128, eval_every=2, max_batches=6),
+                              final_protocol="merge_fixed")["record"]
+    merged_nnz = split.n_train + split.valid.nnz
+    test_calls = [c for c in calls if c[0] == "test"]
+    assert test_calls == [("test", split.n_train), ("test", merged_nnz)]
+    assert calls[-1] == ("test", merged_nnz)  # the last evaluation of all: once, at the end
+    assert set(rec["test_by_protocol"]) == {"train_val_es", "merge_fixed"}
+    assert rec["test_by_protocol"]["merge_fixed"] == rec["test"]

@@ -81,7 +81,8 @@ class SizeSearchEnv:
         seed_everything(run_seed)
         mask = sizes_mask(user_sizes, item_sizes)
         model = build_model(self.model_name, self.split.n_users, self.split.n_items,
-                            self.split.train, self.overrides, self.train.device, mask)
+                            self.split.train, self.overrides, self.train.device, mask,
+                            narrow=True)
         outcome = train_model(model, self.split, self.train, run_seed, fixed_steps=self.batches,
                               tag=f"[e{episode} i{iteration}] ")
         res = outcome.best_valid

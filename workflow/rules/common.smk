@@ -4,6 +4,13 @@ from snakemake.utils import validate
 from ciess.search.selection import episode_intervals
 
 validate(config, schema="../schemas/config.schema.yaml")
+if "active_methods" in config:  # an override cannot delete `methods:` blocks: select them here
+    _unknown = sorted(set(config["active_methods"]) - set(config["methods"]))
+    if _unknown:
+        raise ValueError(
+            f"config active_methods: {_unknown} not among methods {sorted(config['methods'])}"
+        )
+    config["methods"] = {m: config["methods"][m] for m in config["active_methods"]}
 
 SEARCH_RE = r"(g|u|ou|none)-(rw|norw)-lam[0-9.]+"
 

@@ -22,6 +22,9 @@ from ciess.masks import Mask
 from ciess.split_data import SplitData
 
 N_TABLES = {"lightgcn": 1, "ngcf": 1, "neumf": 2}
+# Methods that implement NeuMF's `mask_gmf: false` (the official code: GMF tables dense at the
+# widest size, only the MLP tables sized). The workflow refuses the setting for any other method.
+DENSE_GMF_METHODS = ("es",)
 
 
 @dataclass

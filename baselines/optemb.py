@@ -75,10 +75,14 @@ def alpha_for_mean(target_mean: float, d_max: int = D_MAX) -> float:
     return (lo + hi) / 2
 
 
+REDRAWS = 100  # redraws of an infeasible candidate before it is repaired (baselines spec §6.5)
+
+
 class Evolution:
     def __init__(self, ctx: MethodContext, model, tables, p: dict, target_pct: int | None):
         self.ctx, self.model, self.tables, self.p = ctx, model, tables, p
         self.rng = np.random.default_rng([ctx.seed, target_pct or 0])
+        self.repairs = 0  # candidates that stayed infeasible after REDRAWS redraws
         split = ctx.split
         self.nu, self.ni = split.n_users, split.n_items
         with torch.no_grad():
@@ -101,18 +105,33 @@ class Evolution:
     def params(self, cand: np.ndarray) -> int:
         return int((cand * self.keep).sum())
 
-    def feasible(self, cand: np.ndarray) -> np.ndarray:
+    def feasible(self, draw) -> np.ndarray:
+        """A candidate from ``draw()`` (a prior draw, a crossover or a mutation) within the
+        budget: the same operation is redrawn up to ``REDRAWS`` times, then repaired (§6.5)."""
+        cand = draw()
         if self.target_pct is None:
             return cand
-        for _ in range(100):
+        for _ in range(REDRAWS):
             if self.params(cand) <= self.limit:
                 return cand
-            cand = self.sample()
+            cand = draw()
+        self.repairs += 1
         kept = cand * self.keep  # repair on the counted rows, as MR's repair (§6.5)
         fixed = repair(np.maximum(kept[self.keep], 1), self.limit, self.rng)
         cand = cand.copy()
         cand[self.keep] = fixed
         return cand
+
+    def crossover(self, elites) -> np.ndarray:
+        a, b = self.rng.choice(len(elites), 2, replace=len(elites) < 2)
+        pick = self.rng.random(len(elites[a][1])) < 0.5
+        return np.where(pick, elites[a][1], elites[b][1])
+
+    def mutation(self, elites) -> np.ndarray:
+        child = elites[self.rng.integers(len(elites))][1].copy()
+        flip = self.rng.random(len(child)) < self.p["p_mutate"]
+        child[flip] = self.sample()[flip]
+        return child
 
     def sample(self) -> np.ndarray:
         n = self.nu + self.ni
@@ -135,7 +154,7 @@ class Evolution:
 
     def run(self) -> tuple[np.ndarray, float]:
         p = self.p
-        pop = [self.feasible(self.sample()) for _ in range(p["population"])]
+        pop = [self.feasible(self.sample) for _ in range(p["population"])]
         elites: list[tuple[float, np.ndarray]] = []
         for gen in range(1, p["generations"] + 1):
             scored = [(self.fitness(c), c) for c in pop]
@@ -143,17 +162,10 @@ class Evolution:
             self.ctx.log.info("OptEmb%s generation %d: best fitness %.5f, best params %d",
                               "" if self.target_pct is None else f"-B {self.target_pct}%", gen,
                               elites[0][0], self.params(elites[0][1]))
-            children = []
-            for _ in range(p["crossovers"]):
-                a, b = self.rng.choice(len(elites), 2, replace=len(elites) < 2)
-                pick = self.rng.random(len(pop[0])) < 0.5
-                children.append(self.feasible(np.where(pick, elites[a][1], elites[b][1])))
-            for _ in range(p["mutations"]):
-                parent = elites[self.rng.integers(len(elites))][1].copy()
-                flip = self.rng.random(len(parent)) < p["p_mutate"]
-                fresh = self.sample()
-                parent[flip] = fresh[flip]
-                children.append(self.feasible(parent))
+            children = [self.feasible(lambda: self.crossover(elites))
+                        for _ in range(p["crossovers"])]
+            children += [self.feasible(lambda: self.mutation(elites))
+                         for _ in range(p["mutations"])]
             pop = children
         return elites[0][1], elites[0][0]
 

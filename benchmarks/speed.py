@@ -159,10 +159,117 @@ def measure_suite(model_name: str, manifest: Path, repeats: int) -> dict:
     return {"epoch_s": epoch_s, "batches_per_epoch": per_epoch, "eval_s": eval_s}
 
 
+def _median_ms(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times))
+
+
+def measure_propagation(manifest: Path, repeats: int) -> dict:
+    """Pure SpMM at several widths; LightGCN/NGCF training steps before (RecBole's forward,
+    torch.sparse.mm autograd, 128 wide) and after (symmetric product, narrowed to the mask); the
+    step's SpMM work; ES/MR at 80/90/95 per-batch time at 128 columns and at the mask's width."""
+    import torch
+    from recbole.model.general_recommender import NGCF, LightGCN
+
+    from baselines.es import equal_size_for_budget
+    from ciess.masks import sizes_mask
+    from ciess.models import build_model
+    from ciess.models.propagation import Adjacency, stock_forward
+    from ciess.sampler import TripleSampler
+    from ciess.split_data import load_split
+
+    split = load_split(manifest)
+    adj = Adjacency.from_interactions(split.train)
+    a = adj.csr()
+    n = a.shape[0]
+    out = {"nodes": n, "nnz": int(adj.values.numel()), "spmm_ms": {}, "steps": {}, "widths": {}}
+    for width in (128, 64, 25, 6):
+        x = torch.randn(n, width)
+        out["spmm_ms"][str(width)] = _median_ms(lambda: torch.sparse.mm(a, x), 3 * repeats)
+    x = torch.randn(n, 128)
+    out["spmm_128_blocks32_ms"] = _median_ms(lambda: torch.cat(
+        [torch.sparse.mm(a, x[:, i:i + 32].contiguous()) for i in range(0, 128, 32)], 1),
+        3 * repeats)
+
+    def step_ms(model_name, mask=None, narrow=True, stock_cls=None, layout=None) -> float:
+        torch.manual_seed(0)
+        model = build_model(model_name, split.n_users, split.n_items, split.train, mask=mask,
+                            narrow=narrow).train()
+        if stock_cls is not None:
+            model.forward = stock_forward(model, stock_cls, layout)
+        sampler = TripleSampler(split.train, 10_000, "user_uniform", 0)
+        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+
+        def step():
+            u, p, ng = sampler.sample()
+            loss = model.calculate_loss({model.USER_ID: u, model.ITEM_ID: p,
+                                         model.NEG_ITEM_ID: ng})
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return _median_ms(step, 3 * repeats)
+
+    layers = 3  # LightGCN and NGCF: 3 propagation layers, one product forward + one backward
+    # the previous suite: CSR for LightGCN; COO for NGCF, whose SparseDropout needs COO indices
+    for name, cls, layout in (("lightgcn", LightGCN, torch.sparse_csr),
+                              ("ngcf", NGCF, torch.sparse_coo)):
+        before, after = step_ms(name, stock_cls=cls, layout=layout), step_ms(name)
+        bound = 2 * layers * out["spmm_ms"]["128"]
+        out["steps"][name] = {"before_ms": before, "after_ms": after, "spmm_work_ms": bound,
+                              "epoch_before_s": before * split.batches_per_epoch(10_000) / 1000,
+                              "epoch_after_s": after * split.batches_per_epoch(10_000) / 1000}
+    rng = np.random.default_rng(0)
+    for method in ("es", "mr"):
+        for pct in (80, 90, 95):
+            if method == "es":
+                size = equal_size_for_budget(pct, split.n_users, split.n_items, 1)
+                mask = sizes_mask(np.full(split.n_users, size), np.full(split.n_items, size))
+            else:
+                from baselines.mr import draw_sizes, repair
+                from ciess.masks import budget_params
+                sizes = repair(draw_sizes(split.n_users + split.n_items, pct, rng),
+                               budget_params(pct, split.n_users, split.n_items, 1), rng)
+                mask = sizes_mask(sizes[:split.n_users], sizes[split.n_users:])
+            wide = step_ms("lightgcn", mask, narrow=False)
+            narrow = step_ms("lightgcn", mask, narrow=True)
+            out["widths"][f"{method}-{pct}"] = {"width": int(max(mask.user.max(), mask.item.max())),
+                                                "wide_ms": wide, "narrow_ms": narrow}
+    out["full_step_ms"] = out["steps"]["lightgcn"]["after_ms"]
+    return out
+
+
+def print_propagation(r: dict, dataset: str) -> None:
+    print(f"\n[propagation] {dataset}: {r['nodes']} nodes, {r['nnz']} non-zeros in the adjacency")
+    print("  pure SpMM A·X: " + ", ".join(f"width {w}: {ms:.2f} ms" for w, ms in
+                                           r["spmm_ms"].items())
+          + f"; width 128 in 4 blocks of 32: {r['spmm_128_blocks32_ms']:.2f} ms "
+            f"({r['spmm_128_blocks32_ms'] / r['spmm_ms']['128']:.2f}x of one product)")
+    print(f"  {'model':9} {'step before':>11} {'step after':>10} {'speed-up':>8} "
+          f"{'SpMM work':>9} {'after/work':>10} {'epoch before':>12} {'epoch after':>11}")
+    for name, s in r["steps"].items():
+        print(f"  {name:9} {s['before_ms']:9.1f}ms {s['after_ms']:8.1f}ms "
+              f"{s['before_ms'] / s['after_ms']:7.2f}x {s['spmm_work_ms']:7.1f}ms "
+              f"{s['after_ms'] / s['spmm_work_ms']:10.2f} {s['epoch_before_s']:11.2f}s "
+              f"{s['epoch_after_s']:10.2f}s")
+    print(f"  LightGCN retrain per batch, 128 columns vs the mask's width "
+          f"(Full after: {r['full_step_ms']:.1f} ms):")
+    print(f"  {'mask':7} {'width':>5} {'128 wide':>9} {'narrowed':>9} {'speed-up':>8} {'Full/this':>9}")
+    for label, w in r["widths"].items():
+        print(f"  {label:7} {w['width']:5d} {w['wide_ms']:7.1f}ms {w['narrow_ms']:7.1f}ms "
+              f"{w['wide_ms'] / w['narrow_ms']:7.2f}x {r['full_step_ms'] / w['narrow_ms']:8.2f}x")
+
+
 def child(args) -> None:
     manifest = Path(args.manifest)
     if args.child == "suite":
         out = measure_suite(args.model, manifest, args.repeats)
+    elif args.child == "propagation":
+        out = measure_propagation(manifest, args.repeats)
     else:
         out = measure_recbole(args.child, args.model, manifest, args.recbole_batch,
                               args.recbole_batches, Path(args.workdir), args.repeats)
@@ -192,7 +299,9 @@ def main() -> None:
                    help="time only this many RecBole batches and scale to an epoch")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3, help="epochs timed per measurement (median)")
-    p.add_argument("--child", choices=["stock", "masked", "unmasked", "suite"])
+    p.add_argument("--child", choices=["stock", "masked", "unmasked", "suite", "propagation"])
+    p.add_argument("--sections", default="recbole,propagation",
+                   help="comma list: recbole (stock vs masked vs suite), propagation")
     p.add_argument("--model")
     p.add_argument("--manifest")
     p.add_argument("--workdir")
@@ -209,6 +318,11 @@ def main() -> None:
     header = (f"{'model':9} {'stock ep s':>10} {'masked ep s':>11} {'unmasked':>9} "
               f"{'masked/stock':>12} {'masked/unm':>10} {'suite ep s':>10} {'suite/stock':>11} "
               f"{'eval s':>7} {'eval/ep':>7} {'RSS MB st/suite':>16}")
+    sections = args.sections.split(",")
+    if "propagation" in sections:
+        print_propagation(run_child("propagation", "lightgcn", manifest, args, workdir), args.dataset)
+    if "recbole" not in sections:
+        return
     print(header)
     for model in args.models.split(","):
         r = {k: run_child(k, model, manifest, args, workdir)

@@ -10,17 +10,28 @@ Each fix below names the breakage it handles; ``tests/test_compat.py`` has one t
 3. torch >= 2.6 defaults ``torch.load(weights_only=True)``; RecBole's Trainer pickles its whole
    ``Config`` into checkpoints and fails to reload them (issue #2212). We give RecBole's trainer
    module (only that module) a ``torch`` whose ``load`` passes ``weights_only=False``. These are
-   checkpoints the same process has just written, never downloaded files.
+   checkpoints the same process has just written, never downloaded files. The patch is applied
+   when that module is first imported (an import hook), so that jobs which never use RecBole's
+   Trainer do not pay for importing it (and scikit-learn with it: ~1 s per job).
 4. ``recbole.quick_start`` imports ray at module level (an old ray that fails on numpy 2). The suite
    never imports it: it calls ``Config``/``create_dataset``/``get_trainer`` directly. ``assert_no_quick_start``
    lets tests prove that.
-5. RecBole's ``setup.py`` pins conflict with today's packages; ``pyproject.toml`` installs
-   ``recbole==1.2.1`` without its pins (see ``requirements/recbole-no-deps.txt``) and lists the
+5. (speed, not a breakage) ``recbole.model.general_recommender``'s ``__init__`` imports all
+   of RecBole's ~30 general models, one of which imports scikit-learn: ~1 s in every training
+   job, which needs three of them. The package is registered un-executed, so that importing
+   ``recbole.model.general_recommender.lightgcn`` loads that module alone; the package's own
+   ``__init__`` runs the first time anything asks the package for a name (``get_model``).
+6. RecBole's ``setup.py`` pins conflict with today's packages; ``pyproject.toml`` installs
+   ``recbole==1.2.1`` without its pins (see ``requirements/recbole.txt``) and lists the
    real dependencies itself.
 """
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import sys
 import types
 
@@ -60,12 +71,64 @@ class _TorchWithTrustedLoad(types.ModuleType):
         return getattr(torch, name)
 
 
+TRAINER_MODULE = "recbole.trainer.trainer"
+
+
+def _trust_trainer_loads(module) -> None:
+    if not isinstance(module.torch, _TorchWithTrustedLoad):
+        module.torch = _TorchWithTrustedLoad()
+
+
+class _PatchTrainerOnImport(importlib.abc.MetaPathFinder):
+    """Finds ``recbole.trainer.trainer`` as usual and patches it right after it executes."""
+
+    def find_spec(self, name, path, target=None):
+        if name != TRAINER_MODULE:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            _trust_trainer_loads(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
 def _patch_recbole_checkpoint_load() -> None:
     """Breakage 3: RecBole's own checkpoints hold its Config; let its trainer load them."""
-    import recbole.trainer.trainer as recbole_trainer
+    if TRAINER_MODULE in sys.modules:
+        _trust_trainer_loads(sys.modules[TRAINER_MODULE])
+    elif not any(isinstance(f, _PatchTrainerOnImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PatchTrainerOnImport())
 
-    if not isinstance(recbole_trainer.torch, _TorchWithTrustedLoad):
-        recbole_trainer.torch = _TorchWithTrustedLoad()
+
+LAZY_PACKAGE = "recbole.model.general_recommender"
+
+
+def _register_lazy_package(name: str) -> None:
+    """Fix 5: put ``name`` in ``sys.modules`` without running its ``__init__`` until a name
+    is looked up on it (submodules import through its ``__path__`` meanwhile)."""
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    module = importlib.util.module_from_spec(spec)
+    loaded = []
+
+    def __getattr__(attr):
+        if loaded or attr.startswith("__"):
+            raise AttributeError(f"module {name!r} has no attribute {attr!r}")
+        loaded.append(True)
+        spec.loader.exec_module(module)
+        return getattr(module, attr)
+
+    module.__getattr__ = __getattr__
+    sys.modules[name] = module
+    parent, _, child = name.rpartition(".")
+    setattr(importlib.import_module(parent), child, module)
 
 
 def assert_no_quick_start() -> None:
@@ -85,6 +148,7 @@ def apply() -> None:
     _patch_numpy_aliases()
     _patch_scipy_dok()
     _patch_recbole_checkpoint_load()
+    _register_lazy_package(LAZY_PACKAGE)
     _APPLIED = True
 
 

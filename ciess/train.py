@@ -179,6 +179,31 @@ def train_model(model: torch.nn.Module, split: SplitData, settings: TrainSetting
     return TrainOutcome(model, best, best_step, step, history, t_train, t_eval)
 
 
+REWIND_SEED_OFFSET = 10_007  # the RNG stream of the layers a rewinding retraining re-draws
+
+
+def initial_model(model_name: str, split: SplitData, train, mask: Mask | None, seed: int,
+                  device: str, model_overrides: dict | None = None,
+                  initial_tables: dict | None = None) -> torch.nn.Module:
+    """The model a retraining starts from.
+
+    * fresh start: every layer initialised from ``seed``.
+    * rewind (``initial_tables``, PEP and OptEmb; lottery-ticket style): the counted embedding
+      tables take the values the method's search started from (its ``init_state.pt``), whatever
+      the run seed; every other layer (NGCF's propagation weights, NeuMF's MLP and output) is
+      re-initialised from a separate stream (``seed + REWIND_SEED_OFFSET``), not rewound
+      (baselines spec §4.1). A model without such layers (LightGCN) started with the search's
+      seed is therefore the same as a fresh start: the tables are what ``seed`` draws anyway.
+    """
+    seed_everything(seed if initial_tables is None else seed + REWIND_SEED_OFFSET)
+    model = build_model(model_name, split.n_users, split.n_items, train, model_overrides, device,
+                        mask, narrow=True)
+    if initial_tables is not None:
+        rewind_tables(model, initial_tables)
+    seed_everything(seed)  # training draws (dropout) from the run seed either way
+    return model
+
+
 def run_masked_training(split: SplitData, model_name: str, mask: Mask | None, seed: int,
                         settings: TrainSettings, final_protocol: str = "train_val_es",
                         model_overrides: dict | None = None, tag: str = "",
@@ -193,12 +218,8 @@ def run_masked_training(split: SplitData, model_name: str, mask: Mask | None, se
     device = resolve_device(settings.device)
     settings = dataclasses.replace(settings, device=device)
     def fresh_model(train):
-        seed_everything(seed)
-        m = build_model(model_name, split.n_users, split.n_items, train, model_overrides, device,
-                        mask, narrow=True)
-        if initial_tables is not None:
-            rewind_tables(m, initial_tables)
-        return m
+        return initial_model(model_name, split, train, mask, seed, device, model_overrides,
+                             initial_tables)
 
     model = fresh_model(split.train)
     t0 = time.perf_counter()

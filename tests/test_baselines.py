@@ -189,3 +189,28 @@ def test_optemb_every_budgeted_candidate_is_feasible_and_masks_validate(tmp_path
     assert meets_budget(account(masks[90], 1)["params"], 90, 40, 30)
     assert masks[None].meta["variant"].startswith("OptEmb (native)")
     assert (tmp_path / "init.pt").exists()
+
+
+def test_optemb_b_redraws_the_same_operation_then_repairs():
+    """§6.5: an infeasible child is redrawn by the operation that made it (crossover or mutation,
+    not a fresh prior draw), up to REDRAWS times; then it is repaired into the budget."""
+    from types import SimpleNamespace
+
+    from baselines import optemb
+
+    evo = SimpleNamespace(target_pct=90, limit=40, keep=np.ones(10, bool), repairs=0,
+                          rng=np.random.default_rng(0))
+    evo.params = lambda cand: int(cand.sum())
+    draws = iter([np.full(10, 9), np.full(10, 8), np.full(10, 4), np.full(10, 1)])
+    made = []
+
+    def child():
+        made.append(next(draws))
+        return made[-1]
+
+    got = optemb.Evolution.feasible(evo, child)
+    assert len(made) == 3 and got.tolist() == [4] * 10 and evo.repairs == 0
+    calls = []
+    got = optemb.Evolution.feasible(evo, lambda: calls.append(1) or np.full(10, 9))
+    assert len(calls) == optemb.REDRAWS + 1 and evo.repairs == 1
+    assert got.sum() <= evo.limit and got.min() >= 1

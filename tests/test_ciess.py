@@ -213,3 +213,19 @@ def test_missing_budget_raises_and_intervals_restrict_the_pool():
     assert top_candidates(log, 95, 3, episodes=(2, 2))["episode"].tolist() == [2]
     assert episode_intervals(30, 5) == [(1, 6), (7, 12), (13, 18), (19, 24), (25, 30)]
     assert episode_intervals(30, 5, cumulative=True)[-1] == (1, 30)
+
+
+def test_actor_reinitialises_only_its_last_layer_weights():
+    """ciess spec §8 / official code: last layer weights U(-3e-3, 3e-3); its bias keeps
+    PyTorch's default initialisation (it is not squeezed to ±3e-3)."""
+    import torch.nn as nn
+
+    from ciess.search.agent import Actor
+
+    torch.manual_seed(5)
+    actor = Actor(hidden=256)
+    torch.manual_seed(5)
+    plain = nn.Sequential(nn.Linear(3, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                          nn.Linear(256, 1))
+    assert torch.equal(actor.net[-1].bias, plain[-1].bias)
+    assert actor.net[-1].weight.abs().max() <= 3e-3

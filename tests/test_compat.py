@@ -107,3 +107,17 @@ def test_recbole_installed_without_conflicting_pins():
     assert version("colorlog") != "4.7.2"
     with pytest.raises(PackageNotFoundError):
         version("ray")
+
+
+def test_training_imports_skip_unused_recbole_models_and_get_model_still_works():
+    """compat fix 5 and the deferred trainer patch: a training job imports three RecBole
+    models, not all of them (nor scikit-learn); RecBole's own look-ups still find every model."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ciess.models; "
+            "print('sklearn' in sys.modules, 'recbole.trainer.trainer' in sys.modules); "
+            "from recbole.utils import get_model; import ciess.models as m; "
+            "print(get_model('NGCF') is m.NGCF, get_model('Pop').__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "True", "Pop"]

@@ -259,3 +259,28 @@ def test_unknown_resource_key_fails_naming_it(tmp_path):
     proc = run_workflow(tmp_path / "work", "-n", "--configfile", str(tmp_path / "bad.yaml"),
                         check=False)
     assert proc.returncode != 0 and "gpus" in proc.stdout + proc.stderr
+
+
+def test_reference_profile_plans_full_es_mr_pep_on_ml1m_only(tmp_path):
+    """config/reference.yaml over the quick profile: active_methods drops ESAPN and OptEmb
+    (an override cannot delete their blocks), no CIESS search, LightGCN on ML-1M only."""
+    out = run_workflow(tmp_path / "work", "all", "-n", "--configfile",
+                       str(REPO / "config/reference.yaml")).stdout
+    for rule in ("pretrain_full", "make_masks_es", "make_masks_mr", "make_masks_pep"):
+        assert rule in out, rule
+    for absent in ("make_masks_esapn", "make_masks_optemb", "ciess_search", "data/ml-100k",
+                   "/ngcf/"):
+        assert absent not in out, absent
+    assert re.search(r"retrain_masked\s+9\n", out)  # 3 methods x 3 budgets
+
+
+@pytest.mark.parametrize("override,message", [
+    ("active_methods: [es, nope]\n", "active_methods: ['nope'] not among methods"),
+    ("model_overrides:\n  neumf: {mask_gmf: false}\n",
+     "mask_gmf: false is implemented by CIESS and ['es'] only, not by ['esapn', 'mr'"),
+])
+def test_impossible_method_selection_fails_at_dag_start(tmp_path, override, message):
+    _write(tmp_path / "o.yaml", override)
+    proc = run_workflow(tmp_path / "work", "-n", "--configfile", str(tmp_path / "o.yaml"),
+                        check=False)
+    assert proc.returncode != 0 and message in proc.stdout + proc.stderr

@@ -110,3 +110,32 @@ def test_merge_fixed_never_looks_at_test_while_retraining(monkeypatch):
     assert calls[-1] == ("test", merged_nnz)  # the last evaluation of all: once, at the end
     assert set(rec["test_by_protocol"]) == {"train_val_es", "merge_fixed"}
     assert rec["test_by_protocol"]["merge_fixed"] == rec["test"]
+
+
+def test_rewind_restores_the_saved_tables_and_redraws_the_other_layers():
+    """rewind: tables = the search's saved initial tables whatever the run seed; NGCF's
+    propagation layers are re-initialised (not the fresh start's draw). LightGCN, which has no
+    other layers, rewound to tables drawn with the run seed equals its fresh start."""
+    import torch
+
+    from ciess.models import build_model, embedding_tables
+    from ciess.train import initial_model, seed_everything
+
+    split = random_split(n_users=30, n_items=20, per_user=8)
+    seed_everything(0)  # the search's start
+    search = build_model("ngcf", 30, 20, split.train)
+    saved = {n: t.weight.detach().clone() for n, t in embedding_tables(search).items()}
+    fresh = initial_model("ngcf", split, split.train, None, 3, "cpu")
+    rewound = initial_model("ngcf", split, split.train, None, 3, "cpu", initial_tables=saved)
+    for name, table in embedding_tables(rewound).items():
+        assert torch.equal(table.weight, saved[name])
+        assert not torch.equal(embedding_tables(fresh)[name].weight, saved[name])
+    w = rewound.GNNlayers[0].linear.weight
+    assert not torch.equal(w, fresh.GNNlayers[0].linear.weight)
+    assert not torch.equal(w, search.GNNlayers[0].linear.weight)
+    seed_everything(0)
+    lgcn = build_model("lightgcn", 30, 20, split.train)
+    lgcn_saved = {n: t.weight.detach().clone() for n, t in embedding_tables(lgcn).items()}
+    same = initial_model("lightgcn", split, split.train, None, 0, "cpu", initial_tables=lgcn_saved)
+    plain = initial_model("lightgcn", split, split.train, None, 0, "cpu")
+    assert all(torch.equal(same.state_dict()[k], v) for k, v in plain.state_dict().items())

@@ -22,7 +22,9 @@ import yaml
 from torch.nn.utils import parametrize
 
 from ciess import compat  # noqa: F401  (must precede every recbole import)
-from recbole.model.general_recommender import NGCF, LightGCN, NeuMF
+from recbole.model.general_recommender.lightgcn import LightGCN
+from recbole.model.general_recommender.neumf import NeuMF
+from recbole.model.general_recommender.ngcf import NGCF
 from recbole.model.init import xavier_normal_initialization
 from recbole.model.loss import BPRLoss
 from recbole.utils import InputType

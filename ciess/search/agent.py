@@ -34,8 +34,7 @@ class Actor(nn.Module):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(3, hidden), nn.ReLU(), nn.Linear(hidden, hidden),
                                  nn.ReLU(), nn.Linear(hidden, 1))
-        nn.init.uniform_(self.net[-1].weight, -3e-3, 3e-3)
-        nn.init.uniform_(self.net[-1].bias, -3e-3, 3e-3)
+        nn.init.uniform_(self.net[-1].weight, -3e-3, 3e-3)  # weights only (spec, official code)
         if init_size is not None:  # start near a given size (quick profile only; see config)
             target = np.clip(2.0 * (init_size - 1.0) / (D_MAX - 1) - 1.0, -0.999, 0.999)
             nn.init.constant_(self.net[-1].bias, float(np.arctanh(target)))

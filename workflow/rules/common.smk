@@ -11,6 +11,18 @@ if "active_methods" in config:  # an override cannot delete `methods:` blocks: s
             f"config active_methods: {_unknown} not among methods {sorted(config['methods'])}"
         )
     config["methods"] = {m: config["methods"][m] for m in config["active_methods"]}
+if "neumf" in config["models"] and not config["model_overrides"].get("neumf", {}).get(
+    "mask_gmf", True
+):
+    from baselines import DENSE_GMF_METHODS
+
+    _unsupported = sorted(set(config["methods"]) - set(DENSE_GMF_METHODS))
+    if _unsupported:
+        raise ValueError(
+            f"model_overrides.neumf.mask_gmf: false is implemented by CIESS and "
+            f"{list(DENSE_GMF_METHODS)} only, not by {_unsupported}: drop those methods "
+            f"(active_methods) or keep mask_gmf: true"
+        )
 
 SEARCH_RE = r"(g|u|ou|none)-(rw|norw)-lam[0-9.]+"
 
@@ -263,11 +275,31 @@ def fig3_logs():
     return logs
 
 
+def reference_snapshots():
+    """Shipped reference snapshots (results/reference/<name>/ in the repository)."""
+    from pathlib import Path
+
+    root = Path(workflow.basedir) / "results" / "reference"
+    return sorted(str(p.parent) for p in root.glob("*/provenance.json"))
+
+
+def reference_inputs():
+    from pathlib import Path
+
+    out = []
+    for snap in reference_snapshots():
+        out.append(f"{snap}/provenance.json")
+        out += sorted(str(p) for p in Path(snap).rglob("runs/**/metrics.json"))
+    return out
+
+
+PAPER_CSV = f"{workflow.basedir}/notebooks/reference/paper_results.csv"
 RESULTS_CSV = "results/tables/results.csv"
 PROVENANCE_CSV = "results/tables/provenance.csv"
 NOTEBOOKS = {
     "table1": {
-        "inputs": lambda: ["results/tables/table1.csv", PROVENANCE_CSV],
+        "inputs": lambda: ["results/tables/table1.csv", PROVENANCE_CSV, PAPER_CSV]
+        + reference_inputs(),
         "figures": [],
     },
     "table2": {
@@ -302,6 +334,9 @@ def notebook_parameters(name, input, output):
             "provenance_csv": input.data[1],
             "profile": config["profile"],
         }
+        if name == "table1":
+            p["paper_csv"] = input.data[2]
+            p["reference_snapshots"] = reference_snapshots()
     elif name == "fig3_random_walk":
         p["search_logs"] = list(input.data)
         p["per_episode"] = "mean"

@@ -4,7 +4,7 @@
 rule aggregate_results:
     input:
         metrics=all_metric_files(),
-        paper=f"{workflow.basedir}/notebooks/reference/paper_results.csv",
+        paper=PAPER_CSV,
     output:
         results=RESULTS_CSV,
         provenance=PROVENANCE_CSV,

@@ -1,0 +1,100 @@
+"""Shipped reference results beside the paper: one wide row per (method, budget, final protocol).
+
+A snapshot (``ciess.snapshot``) holds the metrics JSON of every run of a real-data profile. Each
+JSON records the test metrics of the train-only model (``train_val_es``) and, under a merged
+protocol, of the model retrained on train + validation (``merge_fixed``), in
+``test_by_protocol``. This module lays them out as the paper's Table 1 does: columns R@5, R@20,
+N@5, N@20, each as ours, the paper's value and the relative difference
+Δ% = 100 · (ours − paper) / paper (positive: ours is higher).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ciess.reports import MODEL_LABEL, TABLE_METRICS, describe_method
+
+SHORT = {"recall@5": "R@5", "recall@20": "R@20", "ndcg@5": "N@5", "ndcg@20": "N@20"}
+METHOD_ORDER = ["Full", "ES", "MR", "PEP", "ESAPN", "OptEmb", "ESAPN-B", "OptEmb-B", "CIESS"]
+
+
+def snapshot_runs(snapshot: str | Path) -> list[Path]:
+    return sorted(Path(snapshot).rglob("runs/**/metrics.json"))
+
+
+def reference_rows(metric_files) -> pd.DataFrame:
+    """Tidy rows: one per (run, final protocol, table metric) with the test value."""
+    rows = []
+    for path in metric_files:
+        rec = json.loads(Path(path).read_text())
+        if rec.get("status", "ok") != "ok":
+            continue
+        budget = rec.get("budget", "dense")
+        by_protocol = rec.get("test_by_protocol") or {rec["final_protocol"]: rec["test"]}
+        for protocol, metrics in by_protocol.items():
+            for metric in TABLE_METRICS:
+                rows.append({"dataset": rec["dataset"], "model": rec["model"],
+                             "method_label": describe_method(rec["method"], budget)["method_label"],
+                             "budget": budget, "seed": rec["seed"], "protocol": protocol,
+                             "headline": protocol == rec["final_protocol"], "metric": metric,
+                             "value": metrics[metric], "sparsity": rec["sparsity"],
+                             "best_step": rec.get("best_step"), "profile": rec.get("profile")})
+    return pd.DataFrame(rows)
+
+
+def _paper_values(paper: pd.DataFrame) -> pd.DataFrame:
+    p = paper[paper["table"] == "table1"].copy()
+    p["model"] = p["model"].str.lower()
+    p["budget"] = p["target_sparsity"].map(
+        lambda x: "native" if pd.isna(x) else f"c{round(x * 100)}")
+    p = p.rename(columns={"method": "method_label", "value": "paper"})
+    return p[["dataset", "model", "method_label", "budget", "metric", "paper"]].drop_duplicates(
+        ["dataset", "model", "method_label", "budget", "metric"])
+
+
+def wide_beside_paper(rows: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, model, method, budget, protocol); per metric: ours (mean over
+    seeds), paper, Δ% (ours − paper, relative). Methods in the paper's order."""
+    if rows.empty:
+        return pd.DataFrame()
+    keys = ["dataset", "model", "method_label", "budget", "protocol"]
+    g = rows.groupby(keys + ["metric"], dropna=False)
+    ours = g["value"].mean().rename("ours").reset_index()
+    ours["seeds"] = g["value"].count().to_numpy()
+    merged = ours.merge(_paper_values(paper), on=["dataset", "model", "method_label", "budget",
+                                                  "metric"], how="left")
+    merged["delta_pct"] = 100 * (merged["ours"] - merged["paper"]) / merged["paper"]
+    wide = merged.set_index(keys + ["metric"])[["ours", "paper", "delta_pct"]].unstack("metric")
+    out = pd.DataFrame(index=wide.index)
+    for metric in TABLE_METRICS:
+        for col in ("ours", "paper", "delta_pct"):
+            label = f"{SHORT[metric]} {col.replace('delta_pct', 'Δ%')}"
+            out[label] = wide[(col, metric)] if (col, metric) in wide.columns else float("nan")
+    extra = rows.groupby(keys, dropna=False).agg(sparsity=("sparsity", "mean"),
+                                                 seeds=("seed", "nunique"),
+                                                 headline=("headline", "max"))
+    out = out.join(extra).reset_index()
+    out["model"] = out["model"].map(lambda m: MODEL_LABEL.get(m, m))
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    out["_m"] = out["method_label"].map(lambda m: order.get(m, len(order)))
+    out["_p"] = (~out["headline"].astype(bool)).astype(int)  # the headline protocol first
+    out["_b"] = (out["budget"] != "dense").astype(int)  # Full (dense) above every budget
+    return out.sort_values(["dataset", "model", "_p", "_b", "budget", "_m"]).drop(
+        columns=["_m", "_p", "_b"]).reset_index(drop=True)
+
+
+def summary_lines(wide: pd.DataFrame, tolerance_pct: float = 5.0) -> list[str]:
+    """How many cells with a paper value lie within ±tolerance, per protocol."""
+    lines = []
+    for protocol, part in wide.groupby("protocol"):
+        deltas = part[[c for c in part.columns if c.endswith("Δ%")]].to_numpy().ravel()
+        deltas = deltas[~pd.isna(deltas)]
+        if len(deltas) == 0:
+            continue
+        within = (abs(deltas) <= tolerance_pct).sum()
+        lines.append(f"{protocol}: {within} of {len(deltas)} cells within ±{tolerance_pct:g}% of "
+                     f"the paper; Δ% from {deltas.min():+.1f} to {deltas.max():+.1f}, "
+                     f"median {pd.Series(deltas).median():+.1f}")
+    return lines

@@ -1,0 +1,230 @@
+"""Reference snapshots: the evidence of a real-data run, verified and small enough to commit.
+
+    python -m ciess.snapshot RESULTS_DIR results/reference/NAME --profile config/reference.yaml
+
+copies from a run's ``results/`` folder what a reader needs to check its numbers, and nothing
+heavy: every metrics JSON, every mask, CIESS search logs and selections, the tables, the figures
+and every rule's log (never model weights or initial tables). Before anything is written it
+verifies each run: its data-manifest checksum equals the split's manifest, its mask file's sha256
+equals the one the run recorded, and a budgeted mask meets its budget. It then writes
+``provenance.json`` and ``PROVENANCE.md`` (profile, machine, wall time per rule and in all, git
+revisions, package versions, data checksums), refuses a snapshot over ``MAX_BYTES``, and moves
+the finished folder into place in one rename (a failed snapshot leaves nothing behind).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from ciess.io import read_json, sha256_file
+from ciess.masks import count_params, load_mask, meets_budget
+
+MAX_BYTES = 20 * 1024 * 1024
+KEEP_NAMES = ("metrics.json", "mask.npz", "search_log.csv", "selection.csv", "candidates.csv",
+              "stats.json", "manifest.json", "provenance.json")
+KEEP_TOP = {"tables": (".csv", ".tex"), "figures": (".png", ".pdf", ".svg", ".csv"),
+            "notebooks": (".html",)}
+TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
+
+
+class SnapshotError(ValueError):
+    """A run in the results folder failed verification (the message names the file)."""
+
+
+def _manifests(results: Path) -> dict[str, dict]:
+    out = {}
+    for path in sorted(results.glob("data/*/split/manifest.json")):
+        manifest = read_json(path)
+        out[manifest["dataset"]] = manifest
+    return out
+
+
+def verify_run(metrics_path: Path, results: Path, manifests: dict[str, dict]) -> dict:
+    """Check one metrics JSON against its data and mask; return it (raises SnapshotError)."""
+    rec = read_json(metrics_path)
+    dataset = rec.get("dataset")
+    if dataset not in manifests:
+        raise SnapshotError(f"{metrics_path}: dataset {dataset!r} has no split manifest in "
+                            f"{results / 'data'}")
+    manifest = manifests[dataset]
+    if rec.get("data_manifest_sha256") != manifest["manifest_sha256"]:
+        raise SnapshotError(f"{metrics_path}: data_manifest_sha256 "
+                            f"{rec.get('data_manifest_sha256')} != split manifest "
+                            f"{manifest['manifest_sha256']}")
+    mask_file = rec.get("mask_file")
+    if mask_file:
+        mask_path = Path(mask_file) if Path(mask_file).is_absolute() else results.parent / mask_file
+        if not mask_path.exists():
+            raise SnapshotError(f"{metrics_path}: its mask {mask_file} is missing")
+        if sha256_file(mask_path) != rec.get("mask_sha256"):
+            raise SnapshotError(f"{metrics_path}: mask {mask_file} changed since the run "
+                                f"(sha256 differs from the recorded {rec.get('mask_sha256')})")
+        budget = rec.get("budget", "")
+        if re.fullmatch(r"c\d+", budget):
+            gmf_dense = rec.get("model") == "neumf" and not (
+                rec.get("model_hparams") or {}).get("mask_gmf", True)
+            params = count_params(load_mask(mask_path, manifest["users"], manifest["items"]),
+                                  rec["n_tables"], gmf_dense)
+            if params != rec["params"] or not meets_budget(
+                    params, int(budget[1:]), manifest["users"], manifest["items"],
+                    rec["n_tables"]):
+                raise SnapshotError(f"{metrics_path}: mask has {params} parameters (run recorded "
+                                    f"{rec['params']}), over the {budget} budget or inconsistent")
+    return rec
+
+
+def _log_span(path: Path) -> tuple[str, str, float] | None:
+    stamps = [m.group(1) for line in path.read_text(errors="replace").splitlines()
+              if (m := TIMESTAMP.match(line))]
+    if not stamps:
+        return None
+    t0, t1 = (dt.datetime.strptime(s, "%Y-%m-%d %H:%M:%S") for s in (stamps[0], stamps[-1]))
+    return stamps[0], stamps[-1], (t1 - t0).total_seconds()
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = None
+    try:
+        mem_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024 ** 3, 1)
+    except (ValueError, OSError):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": mem_gb,
+            "platform": platform.platform(), "python": platform.python_version()}
+
+
+def _files_to_copy(results: Path) -> list[Path]:
+    files = []
+    for name in KEEP_NAMES:
+        files += [p for p in results.rglob(name) if "reference" not in p.relative_to(results).parts]
+    for top, suffixes in KEEP_TOP.items():
+        files += [p for p in (results / top).rglob("*") if p.suffix in suffixes]
+    files += list((results / "logs").rglob("*.log"))
+    return sorted(set(files))
+
+
+def provenance(results: Path, records: dict[Path, dict], profile_file: Path | None) -> dict:
+    logs = {}
+    for path in sorted((results / "logs").rglob("*.log")):
+        span = _log_span(path)
+        if span:
+            logs[str(path.relative_to(results))] = {"start": span[0], "end": span[1],
+                                                    "seconds": span[2]}
+    starts = [v["start"] for v in logs.values()]
+    ends = [v["end"] for v in logs.values()]
+    runs = []
+    for path, rec in records.items():
+        runs.append({"file": str(path.relative_to(results)), "method": rec.get("method"),
+                     "budget": rec.get("budget"), "seed": rec.get("seed"),
+                     "wall_time_s": rec.get("wall_time_s"), "train_time_s": rec.get("train_time_s"),
+                     "eval_time_s": rec.get("eval_time_s"), "steps_trained": rec.get("steps_trained"),
+                     "best_step": rec.get("best_step"), "device": rec.get("device"),
+                     "git_revision": rec.get("git_revision"), "host": rec.get("host")})
+    sources = {p.parent.parent.name: read_json(p) for p in results.glob("data/*/source/provenance.json")}
+    return {
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "profile": sorted({str(r.get("profile")) for r in records.values()}),
+        "profile_file": str(profile_file) if profile_file else None,
+        "profile_text": profile_file.read_text() if profile_file else None,
+        "machine": machine(),
+        "git_revisions": sorted({str(r.get("git_revision")) for r in records.values()}),
+        "packages": next(iter(records.values())).get("packages") if records else None,
+        "data": {name: {"manifest_sha256": m["manifest_sha256"], "users": m["users"],
+                        "items": m["items"], "split_files": m["files"],
+                        "source_form": sources.get(name, {}).get("form"),
+                        "source_files": [{k: f.get(k) for k in ("path", "sha256", "bytes")}
+                                         for f in sources.get(name, {}).get("files", [])]}
+                 for name, m in _manifests(results).items()},
+        "workflow_span": {"first_log_line": min(starts) if starts else None,
+                          "last_log_line": max(ends) if ends else None},
+        "rule_logs": logs,
+        "runs": runs,
+    }
+
+
+def provenance_markdown(prov: dict, name: str) -> str:
+    lines = [f"# Reference snapshot `{name}`", "",
+             f"- profile: {', '.join(prov['profile'])}"
+             + (f" (`{prov['profile_file']}`, copied in provenance.json)" if prov["profile_file"]
+                else ""),
+             f"- machine: {prov['machine']['cpu']}, {prov['machine']['cores']} cores, "
+             f"{prov['machine']['memory_gb']} GB; {prov['machine']['platform']}",
+             f"- git revision(s): {', '.join(prov['git_revisions'])}",
+             f"- workflow: first log line {prov['workflow_span']['first_log_line']}, last "
+             f"{prov['workflow_span']['last_log_line']} (UTC)", ""]
+    for ds, d in prov["data"].items():
+        lines.append(f"- data `{ds}`: {d['users']} users, {d['items']} items; split manifest "
+                     f"sha256 `{d['manifest_sha256']}`; source form `{d['source_form']}`: "
+                     + ", ".join(f"`{f['path']}` sha256 `{f['sha256']}`" for f in d["source_files"]))
+    lines += ["", "| run | steps (best) | wall s | train s | eval s | device |",
+              "|---|---|---|---|---|---|"]
+    for r in prov["runs"]:
+        lines.append(f"| {r['method']}/{r['budget']}/seed{r['seed']} | {r['steps_trained']} "
+                     f"({r['best_step']}) | {r['wall_time_s']:.0f} | {r['train_time_s']:.0f} | "
+                     f"{r['eval_time_s']:.0f} | {r['device']} |")
+    lines += ["", "| rule log | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v['seconds']:.0f} |" for k, v in prov["rule_logs"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def make_snapshot(results: Path, out: Path, profile_file: Path | None = None) -> dict:
+    results, out = Path(results).resolve(), Path(out)
+    manifests = _manifests(results)
+    metrics = sorted(p for p in results.rglob("metrics.json") if "runs" in p.parts)
+    if not metrics:
+        raise SnapshotError(f"{results}: no runs/**/metrics.json to snapshot")
+    records = {p: verify_run(p, results, manifests) for p in metrics}
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        for src in _files_to_copy(results):
+            dst = tmp / src.relative_to(results)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+        prov = provenance(results, records, profile_file)
+        (tmp / "provenance.json").write_text(json.dumps(prov, indent=1, sort_keys=True) + "\n")
+        (tmp / "PROVENANCE.md").write_text(provenance_markdown(prov, out.name))
+        size = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+        if size > MAX_BYTES:
+            raise SnapshotError(f"snapshot {out} would be {size / 1e6:.1f} MB > "
+                                f"{MAX_BYTES / 1e6:.0f} MB")
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return prov
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("results", type=Path, help="a run's results/ folder")
+    p.add_argument("out", type=Path, help="the snapshot folder, e.g. results/reference/NAME")
+    p.add_argument("--profile", type=Path, help="the profile file the run used (copied)")
+    args = p.parse_args(argv)
+    try:
+        prov = make_snapshot(args.results, args.out, args.profile)
+    except SnapshotError as err:
+        print(f"snapshot refused: {err}", file=sys.stderr)
+        return 1
+    print(f"{args.out}: {len(prov['runs'])} runs, revisions {prov['git_revisions']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Reference snapshots: verified before written, small, complete provenance; the wide table
+beside the paper."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ciess import snapshot as snap
+from ciess.io import sha256_file
+from ciess.masks import count_params, save_mask, sizes_mask
+from ciess.reference import reference_rows, summary_lines, wide_beside_paper
+
+N_USERS, N_ITEMS = 30, 20
+MANIFEST_SHA = "ab" * 32
+
+
+def _metrics(test, **extra):
+    return {"dataset": "toy", "model": "lightgcn", "seed": 0, "status": "ok", "n_tables": 1,
+            "final_protocol": "merge_fixed", "data_manifest_sha256": MANIFEST_SHA,
+            "profile": "reference", "git_revision": "f" * 40, "device": "cpu", "params": 0,
+            "sparsity": 0.0, "wall_time_s": 12.0, "train_time_s": 10.0, "eval_time_s": 1.0,
+            "steps_trained": 300, "best_step": 200, "packages": {"torch": "x"},
+            "test": test, "test_by_protocol": {"train_val_es": {k: v * 0.9 for k, v in test.items()},
+                                               "merge_fixed": test}, **extra}
+
+
+def _results(tmp_path, es_size=6):
+    results = tmp_path / "results"
+    split = results / "data/toy/split"
+    split.mkdir(parents=True)
+    (split / "manifest.json").write_text(json.dumps({
+        "dataset": "toy", "users": N_USERS, "items": N_ITEMS, "manifest_sha256": MANIFEST_SHA,
+        "files": {}}))
+    test = {"recall@5": 0.08, "recall@20": 0.22, "ndcg@5": 0.45, "ndcg@20": 0.40}
+    full = results / "runs/toy/lightgcn/full/dense/seed0"
+    full.mkdir(parents=True)
+    (full / "metrics.json").write_text(json.dumps(_metrics(test, method="full", budget="dense")))
+    (full / "model.pt").write_bytes(b"weights")
+    mask = sizes_mask(np.full(N_USERS, es_size), np.full(N_ITEMS, es_size))
+    mask_path = results / "masks/toy/lightgcn/es/c95/seed0/mask.npz"
+    mask_path.parent.mkdir(parents=True)
+    save_mask(mask_path, mask)
+    es = results / "runs/toy/lightgcn/es/c95/seed0"
+    es.mkdir(parents=True)
+    (es / "metrics.json").write_text(json.dumps(_metrics(
+        test, method="es", budget="c95", mask_file=str(mask_path.relative_to(tmp_path)),
+        mask_sha256=sha256_file(mask_path), params=count_params(mask))))
+    log = results / "logs/retrain_masked/toy.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("2026-01-01 10:00:00,000 INFO start\nnoise\n2026-01-01 10:02:30,000 INFO end\n")
+    return results
+
+
+def test_snapshot_keeps_evidence_drops_weights_and_records_provenance(tmp_path):
+    results = _results(tmp_path)
+    profile = tmp_path / "reference.yaml"
+    profile.write_text("profile: reference\n")
+    out = tmp_path / "ref/toy-lightgcn"
+    prov = snap.make_snapshot(results, out, profile)
+    files = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert "runs/toy/lightgcn/es/c95/seed0/metrics.json" in files
+    assert "masks/toy/lightgcn/es/c95/seed0/mask.npz" in files
+    assert "logs/retrain_masked/toy.log" in files
+    assert not any(f.endswith(".pt") for f in files)
+    assert prov["profile"] == ["reference"] and prov["profile_text"] == "profile: reference\n"
+    assert prov["data"]["toy"]["manifest_sha256"] == MANIFEST_SHA
+    assert prov["rule_logs"]["logs/retrain_masked/toy.log"]["seconds"] == 150
+    assert prov["machine"]["cores"] >= 1
+    assert "toy-lightgcn" in (out / "PROVENANCE.md").read_text()
+
+
+@pytest.mark.parametrize("fault,match", [
+    ("mask_changed", "changed since the run"),
+    ("data_changed", "data_manifest_sha256"),
+    ("over_budget", "over the c95 budget"),
+    ("too_big", "MB >"),
+])
+def test_snapshot_refuses_unverified_runs_and_leaves_nothing(tmp_path, monkeypatch, fault, match):
+    results = _results(tmp_path)
+    es_metrics = results / "runs/toy/lightgcn/es/c95/seed0/metrics.json"
+    rec = json.loads(es_metrics.read_text())
+    mask_path = tmp_path / rec["mask_file"]
+    if fault == "mask_changed":
+        save_mask(mask_path, sizes_mask(np.full(N_USERS, 5), np.full(N_ITEMS, 5)))
+    elif fault == "data_changed":
+        rec["data_manifest_sha256"] = "cd" * 32
+    elif fault == "over_budget":  # a 0%-sparsity mask at a c95 path, recorded consistently
+        full = sizes_mask(np.full(N_USERS, 128), np.full(N_ITEMS, 128))
+        save_mask(mask_path, full)
+        rec.update(mask_sha256=sha256_file(mask_path), params=count_params(full))
+    else:
+        monkeypatch.setattr(snap, "MAX_BYTES", 100)
+    es_metrics.write_text(json.dumps(rec))
+    (tmp_path / "ref").mkdir()
+    out = tmp_path / "ref/toy"
+    with pytest.raises(snap.SnapshotError, match=match):
+        snap.make_snapshot(results, out)
+    assert list((tmp_path / "ref").iterdir()) == []  # neither the snapshot nor a temporary
+
+
+def test_cli_names_the_refused_file(tmp_path, capsys):
+    results = _results(tmp_path)
+    (results / "runs/toy/lightgcn/full/dense/seed0/metrics.json").write_text(
+        json.dumps(_metrics({"recall@5": 0, "recall@20": 0, "ndcg@5": 0, "ndcg@20": 0},
+                            method="full", budget="dense", data_manifest_sha256="0" * 64)))
+    assert snap.main([str(results), str(tmp_path / "out")]) == 1
+    assert "full/dense/seed0/metrics.json" in capsys.readouterr().err
+
+
+def test_wide_table_puts_ours_beside_the_paper_with_signed_relative_difference(tmp_path):
+    results = _results(tmp_path)
+    rows = reference_rows(sorted(results.rglob("runs/**/metrics.json")))
+    paper = pd.DataFrame([
+        {"table": "table1", "dataset": "toy", "model": "LightGCN", "method": "ES",
+         "target_sparsity": 0.95, "metric": "recall@20", "value": 0.20},
+        {"table": "table1", "dataset": "toy", "model": "LightGCN", "method": "ES",
+         "target_sparsity": 0.95, "metric": "ndcg@20", "value": 0.50}])
+    wide = wide_beside_paper(rows, paper)
+    es = wide[(wide["method_label"] == "ES") & (wide["protocol"] == "merge_fixed")].iloc[0]
+    assert es["R@20 ours"] == pytest.approx(0.22) and es["R@20 paper"] == 0.20
+    assert es["R@20 Δ%"] == pytest.approx(10.0)  # ours higher -> positive
+    assert es["N@20 Δ%"] == pytest.approx(-20.0)
+    assert pd.isna(es["R@5 paper"]) and pd.isna(es["R@5 Δ%"])
+    assert list(wide["protocol"].iloc[:2]) == ["merge_fixed", "merge_fixed"]  # headline first
+    assert list(wide["method_label"].iloc[:2]) == ["Full", "ES"]  # the paper's method order
+    lines = summary_lines(wide)
+    assert any(line.startswith("merge_fixed: 0 of 2 cells within ±5%") for line in lines)

@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from baselines import MethodContext, register
-from ciess.masks import budget_params, sizes_mask
+from ciess.masks import D_MAX, budget_params, sizes_mask
 from ciess.models import build_model
 from ciess.sampler import TripleSampler
 from ciess.train import seed_everything
@@ -76,6 +76,7 @@ class ESAPNSearch:
         split = ctx.split
         self.ctx, self.p = ctx, p
         settings = ctx.train_settings()
+        self.device = settings.device
         seed_everything(ctx.seed)
         self.model = build_model(ctx.model, split.n_users, split.n_items, split.train,
                                  ctx.model_overrides, settings.device,
@@ -96,24 +97,29 @@ class ESAPNSearch:
 
     # -- masks ---------------------------------------------------------------------------------
     def _apply(self, which: str, ids: np.ndarray, size_idx: np.ndarray) -> None:
-        sizes = torch.as_tensor(np.asarray(CANDIDATES)[size_idx])
-        cols = torch.arange(128)[None, :] < sizes[:, None]
-        for k, pair in enumerate(self.model.mask_tables()):
-            table = pair[0] if which == "user" else pair[1]
-            table.parametrizations.weight[0].mask[torch.as_tensor(ids)] = cols.float()
+        for pair in self.model.mask_tables():
+            mask = (pair[0] if which == "user" else pair[1]).parametrizations.weight[0].mask
+            sizes = torch.as_tensor(np.asarray(CANDIDATES)[size_idx], device=mask.device)
+            cols = torch.arange(D_MAX, device=mask.device)[None, :] < sizes[:, None]
+            mask[torch.as_tensor(ids, device=mask.device)] = cols.float()
 
     def _logits(self, which: str, ids: np.ndarray) -> torch.Tensor:
         st = self.state[which]
-        freq = torch.as_tensor(np.minimum(st.freq[ids], st.max_freq))
-        return self.policy[which](freq, torch.as_tensor(st.size_idx[ids]))
+        # the policies are small MLPs and stay on the CPU, whatever the recommender's device
+        freq = torch.as_tensor(np.minimum(st.freq[ids], st.max_freq), device="cpu")
+        return self.policy[which](freq, torch.as_tensor(st.size_idx[ids], device="cpu"))
 
-    def _triple_losses(self, u, i, j) -> torch.Tensor:
-        return F.softplus(self.model.score_pairs(u, j) - self.model.score_pairs(u, i))
+    def _triple_losses(self, u, i, j) -> np.ndarray:
+        """Per-triple BPR losses of a (CPU) batch, computed where the model lives."""
+        u, i, j = (x.to(self.device) for x in (u, i, j))
+        with torch.no_grad():
+            losses = F.softplus(self.model.score_pairs(u, j) - self.model.score_pairs(u, i))
+        return losses.cpu().numpy()
 
     # -- one batch -----------------------------------------------------------------------------
     def controller_update(self, batch) -> None:
         u, i, j = batch
-        ids = {"user": u.numpy(), "item": i.numpy()}
+        ids = {"user": u.cpu().numpy(), "item": i.cpu().numpy()}  # batches are sampled on the CPU
         uniq, sampled = {}, {}
         self.model.eval()
         for w in ("user", "item"):
@@ -122,19 +128,19 @@ class ESAPNSearch:
             logits = self._logits(w, uniq[w])
             act = torch.distributions.Categorical(logits=logits).sample()
             at_top = self.state[w].size_idx[uniq[w]] == len(CANDIDATES) - 1
-            act[torch.as_tensor(at_top)] = 0  # an entity at 128 always keeps
+            act[torch.as_tensor(at_top, device="cpu")] = 0  # an entity at 128 always keeps
             sampled[w] = (logits, act)
-            tentative = np.minimum(self.state[w].size_idx[uniq[w]] + act.numpy(), len(CANDIDATES) - 1)
+            tentative = np.minimum(self.state[w].size_idx[uniq[w]] + act.cpu().numpy(),
+                                   len(CANDIDATES) - 1)
             self._apply(w, uniq[w], tentative)
-        with torch.no_grad():
-            losses = self._triple_losses(u, i, j).numpy()
+        losses = self._triple_losses(u, i, j)
         for w in ("user", "item"):
             self._apply(w, uniq[w], self.state[w].size_idx[uniq[w]])  # undo the tentative sizes
             ents, mean_loss = _per_entity_mean(ids[w], losses)
             adv = self.state[w].baseline(ents, mean_loss) - mean_loss
             logits, act = sampled[w]
             loss = (F.cross_entropy(logits, act, reduction="none")
-                    * torch.as_tensor(adv, dtype=torch.float32)).mean()
+                    * torch.as_tensor(adv, dtype=torch.float32, device="cpu")).mean()
             self.policy_opt[w].zero_grad()
             loss.backward()
             self.policy_opt[w].step()
@@ -142,12 +148,12 @@ class ESAPNSearch:
 
     def greedy_update(self, batch) -> None:
         u, i, _ = batch
-        for w, ids in (("user", u.numpy()), ("item", i.numpy())):
+        for w, ids in (("user", u.cpu().numpy()), ("item", i.cpu().numpy())):
             uniq = np.unique(ids)
             st = self.state[w]
             self.policy[w].eval()
             with torch.no_grad():
-                prob = torch.softmax(self._logits(w, uniq), dim=1)[:, 1].numpy()
+                prob = torch.softmax(self._logits(w, uniq), dim=1)[:, 1].cpu().numpy()
             grow = (prob > 0.5) & (st.size_idx[uniq] < len(CANDIDATES) - 1)
             grow_ids, grow_p = uniq[grow], prob[grow]
             if self.budgets:
@@ -191,17 +197,17 @@ class ESAPNSearch:
 
     def train_step(self, batch) -> float:
         u, i, j = batch
-        for w, ids in (("user", u.numpy()), ("item", i.numpy())):
+        for w, ids in (("user", u.cpu().numpy()), ("item", i.cpu().numpy())):
             uniq, counts = np.unique(ids, return_counts=True)
             self.state[w].freq[uniq] += counts
-        loss = self.model.calculate_loss({self.model.USER_ID: u, self.model.ITEM_ID: i,
-                                          self.model.NEG_ITEM_ID: j})
+        loss = self.model.calculate_loss({self.model.USER_ID: u.to(self.device),
+                                          self.model.ITEM_ID: i.to(self.device),
+                                          self.model.NEG_ITEM_ID: j.to(self.device)})
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        with torch.no_grad():
-            losses = self._triple_losses(u, i, j).numpy()
-        for w, ids in (("user", u.numpy()), ("item", i.numpy())):
+        losses = self._triple_losses(u, i, j)
+        for w, ids in (("user", u.cpu().numpy()), ("item", i.cpu().numpy())):
             ents, mean_loss = _per_entity_mean(ids, losses)
             self.state[w].record(ents, mean_loss)
         return float(loss)

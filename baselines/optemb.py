@@ -44,10 +44,10 @@ class BinaryStep(torch.autograd.Function):
 class SupernetMask(nn.Module):
     """Parametrization W -> W * m_E(row) * m_D(prefix of ``dims``)."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, device: torch.device | str = "cpu"):
         super().__init__()
-        self.t = nn.Parameter(torch.zeros(1))
-        self.register_buffer("dims", torch.full((n,), D_MAX))
+        self.t = nn.Parameter(torch.zeros(1, device=device))
+        self.register_buffer("dims", torch.full((n,), D_MAX, device=device))
         self.use_dims = False  # at evaluation, apply ``dims`` only while scoring a candidate
 
     def row_mask(self, w: torch.Tensor) -> torch.Tensor:
@@ -87,7 +87,7 @@ class Evolution:
         self.nu, self.ni = split.n_users, split.n_items
         with torch.no_grad():
             keep = {n: t.parametrizations.weight[0].row_mask(t.parametrizations.weight.original)
-                    .bool().numpy() for n, t in tables.items()}
+                    .bool().cpu().numpy() for n, t in tables.items()}
         # one size per entity for all its tables: a row survives if any of its tables keeps it
         self.keep = np.concatenate([np.any([keep[n] for n in keep if n.startswith(w)], axis=0)
                                     for w in ("user", "item")])
@@ -143,7 +143,7 @@ class Evolution:
         for name, t in self.tables.items():
             sizes = cand[: self.nu] if name.startswith("user") else cand[self.nu:]
             mod = t.parametrizations.weight[0]
-            mod.dims.copy_(torch.as_tensor(sizes))
+            mod.dims.copy_(torch.as_tensor(sizes, device=mod.dims.device))
             mod.use_dims = True
         split = self.ctx.split
         res = evaluate(self.model, split.train, split.valid)
@@ -181,13 +181,15 @@ def make_masks(ctx: MethodContext, targets: list) -> dict:
     tables = embedding_tables(model)
     ctx.save_init_state({name: t.weight.detach().clone() for name, t in tables.items()})
     for t in tables.values():
-        parametrize.register_parametrization(t, "weight", SupernetMask(t.weight.shape[0]))
+        parametrize.register_parametrization(t, "weight",
+                                             SupernetMask(t.weight.shape[0], t.weight.device))
     masks = [t.parametrizations.weight[0] for t in tables.values()]
     rng = np.random.default_rng(ctx.seed)
 
     def resample_dims(step):
         for m in masks:
-            m.dims.copy_(torch.as_tensor(rng.integers(1, D_MAX + 1, len(m.dims))))
+            m.dims.copy_(torch.as_tensor(rng.integers(1, D_MAX + 1, len(m.dims)),
+                                         device=m.dims.device))
 
     hooks = TrainHooks(
         before_step=resample_dims,

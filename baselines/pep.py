@@ -25,9 +25,9 @@ from ciess.train import _lr_at, seed_everything
 class SoftThreshold(nn.Module):
     """Parametrization V -> sign(V) * relu(|V| - sigmoid(S))."""
 
-    def __init__(self, shape, init: float):
+    def __init__(self, shape, init: float, device: torch.device | str = "cpu"):
         super().__init__()
-        self.s = nn.Parameter(torch.full(shape, float(init)))
+        self.s = nn.Parameter(torch.full(shape, float(init), device=device))
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         return torch.sign(v) * torch.relu(v.abs() - torch.sigmoid(self.s))
@@ -51,7 +51,8 @@ def make_masks(ctx: MethodContext, targets: list[int]) -> dict:
     named = embedding_tables(model)  # {name: nn.Embedding}, user/item (x GMF/MLP for NeuMF)
     ctx.save_init_state({name: t.weight.detach().clone() for name, t in named.items()})
     for t in named.values():
-        parametrize.register_parametrization(t, "weight", SoftThreshold(t.weight.shape, p["threshold_init"]))
+        parametrize.register_parametrization(t, "weight", SoftThreshold(t.weight.shape, p["threshold_init"],
+                                                                      t.weight.device))
     s_params = [t.parametrizations.weight[0].s for t in named.values()]
     ids = {id(x) for x in s_params}
     rest = [x for x in model.parameters() if id(x) not in ids]

@@ -73,7 +73,7 @@ def _row_block_entries(m: sp.csr_matrix, start: int, stop: int) -> tuple[torch.T
 
 
 def _rows_to_dense(m: sp.csr_matrix, start: int, stop: int) -> torch.Tensor:
-    dense = torch.zeros(stop - start, m.shape[1], dtype=torch.bool)
+    dense = torch.zeros(stop - start, m.shape[1], dtype=torch.bool, device="cpu")
     dense[_row_block_entries(m, start, stop)] = True
     return dense
 
@@ -82,7 +82,8 @@ def rank_metrics(top: torch.Tensor, truth: torch.Tensor, ks=KS) -> dict[str, tor
     """Per-user Recall@k and NDCG@k from top-k ids (B, K) and a held-out bool matrix (B, I)."""
     hits = torch.gather(truth, 1, top).float()  # (B, K)
     n_pos = truth.sum(dim=1).float()
-    discount = 1.0 / torch.log2(torch.arange(2, top.shape[1] + 2, dtype=torch.float32))
+    discount = 1.0 / torch.log2(torch.arange(2, top.shape[1] + 2, dtype=torch.float32,
+                                             device=top.device))
     out = {}
     for k in ks:
         h = hits[:, :k]
@@ -113,12 +114,13 @@ def evaluate(model, train: sp.csr_matrix, target: sp.csr_matrix,
         stop = min(start + batch_users, n_users)
         rows = np.arange(start, stop)
         scores = model.score_users(torch.from_numpy(rows).to(device)).float().cpu()
-        scores.index_put_(_row_block_entries(excluded, start, stop), torch.tensor(-torch.inf))
+        scores.index_put_(_row_block_entries(excluded, start, stop),
+                          torch.tensor(-torch.inf, device="cpu"))  # ranking runs on the CPU
         top = topk_stable(scores, kmax)
         truth = _rows_to_dense(target, start, stop)
-        has = truth.any(dim=1).numpy()
+        has = truth.any(dim=1).cpu().numpy()
         for name, values in rank_metrics(top, truth, ks).items():
-            per_user[name][rows[has]] = values.numpy()[has]
+            per_user[name][rows[has]] = values.cpu().numpy()[has]
     model.train(was_training)
     evaluated = ~np.isnan(per_user[names[0]])
     per_user["avg"] = np.mean([per_user[m] for m in names], axis=0)

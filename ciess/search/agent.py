@@ -127,7 +127,8 @@ class TD3Agent:
 
     @torch.no_grad()
     def act(self, state: np.ndarray) -> np.ndarray:
-        return self.actor(torch.from_numpy(state.astype(np.float32))).numpy().astype(np.float64)
+        return self.actor(torch.from_numpy(state.astype(np.float32))).cpu().numpy().astype(
+            np.float64)
 
     @torch.no_grad()
     def best_candidate(self, state: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -135,7 +136,7 @@ class TD3Agent:
         n, c = candidates.shape
         s = torch.from_numpy(state.astype(np.float32)).repeat_interleave(c, dim=0)
         q = self.critic.q1_only(s, torch.from_numpy(candidates.reshape(-1).astype(np.float32)))
-        best = q.view(n, c).numpy().argmax(axis=1)
+        best = q.view(n, c).cpu().numpy().argmax(axis=1)
         return candidates[np.arange(n), best]
 
     def target_values(self, r, s2) -> torch.Tensor:

@@ -1,6 +1,13 @@
-"""Speed and memory of the suite's training path against stock RecBole 1.2.1, on the same split.
+"""Speed and memory of the suite's training path, as ratios measured in one run.
 
-Prints, per base model, measured in this run (each measurement in its own process so peak
+Section `propagation` (per dataset): the pure SpMM Â·X at widths 128/64/25/6 (and 128 split into
+column blocks); one LightGCN / NGCF training step (batch 10,000) before (RecBole's forward,
+autograd through torch.sparse.mm, 128 columns) and after (the symmetric product; models narrowed
+to their mask), with the step's SpMM work (3 layers x forward + backward products at width 128)
+and the ratio step / SpMM work; LightGCN retraining per batch for ES and MR at 80/90/95 with 128
+columns and at the mask's width, and Full / narrowed.
+
+Section `recbole` prints, per base model, measured in this run (each measurement in its own process so peak
 memory is its own):
   stock      RecBole's own class and Trainer._train_epoch at `--recbole-batch` (default 2048)
   masked     the same Trainer, loader and batch with the suite's masked class (ES mask at 90%)
@@ -13,14 +20,13 @@ are measured over `--recbole-batches` batches when given (and scaled to a full e
 "scaled"), else over a full epoch.
 
   python benchmarks/speed.py                                 # ML-100K (needs no network)
-  CIESS_DATA_MIRROR=../shared/data python benchmarks/speed.py --dataset ml-1m --recbole-batches 40
+  CIESS_DATA_MIRROR=/path/to/mirror python benchmarks/speed.py --dataset ml-100k,ml-1m --recbole-batches 40
 """
 from __future__ import annotations
 
 import argparse
 import itertools
 import json
-import math
 import os
 import resource
 import subprocess
@@ -292,7 +298,8 @@ def run_child(kind, model, manifest, args, workdir) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "ml-1m", "yelp2018-test"])
+    p.add_argument("--dataset", default="ml-100k",
+                   help="comma list of ml-100k, ml-1m, yelp2018-test (ml-1m/yelp need a mirror)")
     p.add_argument("--models", default="lightgcn,ngcf,neumf")
     p.add_argument("--recbole-batch", type=int, default=2048)
     p.add_argument("--recbole-batches", type=int, default=None,
@@ -312,18 +319,21 @@ def main() -> None:
         torch.set_num_threads(args.threads)
         return child(args)
     workdir = Path(tempfile.mkdtemp(prefix="ciess-bench-"))
-    manifest = prepare_split(args.dataset, REPO / "results" / "benchmarks" / "data")
-    print(f"dataset {args.dataset}; {args.threads} threads; RecBole batch {args.recbole_batch}; "
-          f"suite batch 10000; workdir {workdir}")
-    header = (f"{'model':9} {'stock ep s':>10} {'masked ep s':>11} {'unmasked':>9} "
-              f"{'masked/stock':>12} {'masked/unm':>10} {'suite ep s':>10} {'suite/stock':>11} "
-              f"{'eval s':>7} {'eval/ep':>7} {'RSS MB st/suite':>16}")
     sections = args.sections.split(",")
-    if "propagation" in sections:
-        print_propagation(run_child("propagation", "lightgcn", manifest, args, workdir), args.dataset)
-    if "recbole" not in sections:
-        return
-    print(header)
+    for dataset in args.dataset.split(","):
+        manifest = prepare_split(dataset, REPO / "results" / "benchmarks" / "data")
+        print(f"\n=== dataset {dataset}; {args.threads} threads; RecBole batch {args.recbole_batch}; "
+              f"suite batch 10000; workdir {workdir}")
+        if "propagation" in sections:
+            print_propagation(run_child("propagation", "lightgcn", manifest, args, workdir), dataset)
+        if "recbole" in sections:
+            print_recbole(manifest, args, workdir)
+
+
+def print_recbole(manifest: Path, args, workdir: Path) -> None:
+    print(f"{'model':9} {'stock ep s':>10} {'masked ep s':>11} {'unmasked':>9} "
+          f"{'masked/stock':>12} {'masked/unm':>10} {'suite ep s':>10} {'suite/stock':>11} "
+          f"{'eval s':>7} {'eval/ep':>7} {'RSS MB st/suite':>16}")
     for model in args.models.split(","):
         r = {k: run_child(k, model, manifest, args, workdir)
              for k in ("stock", "masked", "unmasked", "suite")}
@@ -335,7 +345,6 @@ def main() -> None:
               f"{su['eval_s'] / su['epoch_s']:7.3f} {st['peak_rss_mb']:7.0f}/{su['peak_rss_mb']:<7.0f}"
               f"{scaled}")
         print(f"  stock RecBole eval {st['eval_s']:.2f}s; raw: " + json.dumps(r), flush=True)
-
 
 if __name__ == "__main__":
     main()

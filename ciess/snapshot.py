@@ -30,7 +30,8 @@ MAX_BYTES = 20 * 1024 * 1024
 KEEP_NAMES = ("metrics.json", "mask.npz", "search_log.csv", "selection.csv", "candidates.csv",
               "stats.json", "manifest.json", "provenance.json")
 KEEP_TOP = {"tables": (".csv", ".tex"), "figures": (".png", ".pdf", ".svg", ".csv"),
-            "notebooks": (".html",)}
+            "notebooks": (".html",),
+            "diagnostics": (".json", ".log", ".csv", ".md")}  # labelled side runs, never tables
 TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
 
 

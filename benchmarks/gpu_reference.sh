@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# One-shot GPU reference: everything a GPU machine can tell us in <= 8 minutes, in one folder.
+#
+#   benchmarks/gpu_reference.sh OUT_DIR          # the GPU run: CUDA, MovieLens-1M
+#   benchmarks/gpu_reference.sh OUT_DIR smoke    # the same steps on the CPU, MovieLens-100K,
+#                                                # quick-sized (what the test suite runs)
+#
+# Needs the repository, its .venv (`make setup`) and, for MovieLens-1M, the data mirror
+# ($CIESS_DATA_MIRROR, or ../shared/data beside the repository). Steps, each with its own time
+# limit so that a slow step cannot starve the rest:
+#   1. nvidia-smi and the CUDA tests (tests/test_devices.py, tests/test_propagation.py)
+#   2. unit costs on the device (benchmarks/device_timings.py): a LightGCN epoch, a full-ranking
+#      evaluation, one CIESS iteration at the paper's 5 epochs
+#   3. the reference profile on the device: Full and ES first, then MR, PEP and a short CIESS
+#      search (LightGCN, G + random walk) until the time runs out
+#   4. a reference snapshot of whatever finished (python -m ciess.snapshot), in OUT_DIR/snapshot
+# Everything (logs, timings, metrics, the profile used) is written under OUT_DIR.
+set -uo pipefail
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+OUT="${1:?usage: gpu_reference.sh OUT_DIR [smoke]}"
+MODE="${2:-gpu}"
+PY="$REPO/.venv/bin/python"
+export PATH="$REPO/.venv/bin:$PATH"
+mkdir -p "$OUT" && OUT="$(cd "$OUT" && pwd)"
+if [ -z "${CIESS_DATA_MIRROR:-}" ] && [ -d "$REPO/../shared/data" ]; then
+  export CIESS_DATA_MIRROR="$(cd "$REPO/../shared/data" && pwd)"
+fi
+START=$(date +%s)
+log() { echo "[$(date -u +%H:%M:%S) +$(( $(date +%s) - START ))s] $*" | tee -a "$OUT/steps.log"; }
+
+case "$MODE" in
+  gpu)   DEVICE=cuda; DATASET=ml-1m; T_TESTS=120; T_TIMINGS=120; T_FIRST=150; T_REST=150
+         SEARCH_EPOCHS=5
+         MODE_KEYS="ciess: {episodes: 3, iterations: 5, budget: {unit: epochs, value: 5}}";;
+  smoke) DEVICE=cpu; DATASET=ml-100k; T_TESTS=300; T_TIMINGS=300; T_FIRST=300; T_REST=300
+         SEARCH_EPOCHS=0.5
+         MODE_KEYS="train: {eval_every: 10, patience: 2, max_batches: 30}
+ciess: {episodes: 1, iterations: 2, budget: {unit: batches, value: 2}}
+methods:
+  pep: {params: {threshold_init: -6.0, s_lr: 0.05, max_steps: 1000, batch_size: 2048,
+                 model_lr: 1.0e-3}}";;
+  *)     echo "mode must be gpu or smoke, got '$MODE'" >&2; exit 2;;
+esac
+
+log "mode $MODE: device $DEVICE, dataset $DATASET, output $OUT"
+if command -v nvidia-smi >/dev/null; then nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
+else echo "nvidia-smi: not present on this machine" > "$OUT/nvidia-smi.txt"; fi
+"$PY" - > "$OUT/torch.txt" 2>&1 <<'EOF'
+import torch
+print("torch", torch.__version__, "cuda available:", torch.cuda.is_available())
+if torch.cuda.is_available():
+    print("device 0:", torch.cuda.get_device_name(0))
+EOF
+
+log "1/4 device tests"
+(cd "$REPO" && timeout "$T_TESTS" "$PY" -m pytest -q -rs -p no:cacheprovider \
+   tests/test_devices.py tests/test_propagation.py) > "$OUT/tests.log" 2>&1
+log "    tests exit $? ($(tail -1 "$OUT/tests.log"))"
+
+RUN="$OUT/run"
+mkdir -p "$RUN" && ln -sfn "$REPO/config" "$RUN/config"
+# over config/reference.yaml: the device and dataset, and a short CIESS search (two files, since
+# each YAML file can hold one `ciess:` block)
+printf '%s\n' "# gpu_reference.sh $MODE" "datasets: [$DATASET]" "device: $DEVICE" "threads: 2" \
+  "$MODE_KEYS" > "$OUT/profile.yaml"
+printf '%s\n' "ciess:" \
+  "  studies: {main_models: [lightgcn], ablation_models: [], lambda_models: [], interval_models: []}" \
+  "  selection: {l: 2}" > "$OUT/search.yaml"
+SMK=("$PY" -m snakemake -s "$REPO/Snakefile" --directory "$RUN" --cores 2 --keep-going)
+CONF=(--configfile "$REPO/config/reference.yaml" "$OUT/profile.yaml" "$OUT/search.yaml")
+MANIFEST="results/data/$DATASET/split/manifest.json"
+
+log "2/4 unit costs on $DEVICE"
+timeout "$T_TESTS" "${SMK[@]}" "$MANIFEST" "${CONF[@]}" > "$OUT/snakemake-data.log" 2>&1
+timeout "$T_TIMINGS" "$PY" "$REPO/benchmarks/device_timings.py" --manifest "$RUN/$MANIFEST" \
+  --device "$DEVICE" --search-epochs "$SEARCH_EPOCHS" --out "$OUT/timings.json" \
+  > "$OUT/timings.log" 2>&1
+log "    timings exit $?: $(tr -d '\n ' < "$OUT/timings.json" 2>/dev/null | cut -c1-300)"
+
+log "3/4 reference profile on $DEVICE: Full and ES first"
+FIRST=("results/runs/$DATASET/lightgcn/full/dense/seed0/metrics.json")
+for b in 80 90 95; do FIRST+=("results/runs/$DATASET/lightgcn/es/c$b/seed0/metrics.json"); done
+timeout "$T_FIRST" "${SMK[@]}" "${FIRST[@]}" "${CONF[@]}" > "$OUT/snakemake-first.log" 2>&1
+log "    Full + ES exit $?"
+log "    then MR, PEP and the CIESS search, as far as $T_REST s allow"
+timeout "$T_REST" "${SMK[@]}" all --omit-from aggregate_results "${CONF[@]}" \
+  > "$OUT/snakemake-rest.log" 2>&1
+log "    rest exit $? (124 = stopped by its time limit)"
+
+log "4/4 snapshot of what finished"
+(cd "$REPO" && "$PY" -m ciess.snapshot "$RUN/results" "$OUT/snapshot" --profile "$OUT/profile.yaml") \
+  > "$OUT/snapshot.log" 2>&1
+log "    snapshot exit $?: $(tail -1 "$OUT/snapshot.log")"
+log "done in $(( $(date +%s) - START )) s"

@@ -3,8 +3,9 @@
     python -m ciess.snapshot RESULTS_DIR results/reference/NAME --profile config/reference.yaml
 
 copies from a run's ``results/`` folder what a reader needs to check its numbers, and nothing
-heavy: every metrics JSON, every mask, CIESS search logs and selections, the tables, the figures
-and every rule's log (never model weights or initial tables). Before anything is written it
+heavy: every metrics JSON, every mask, CIESS search logs and selections, the tables, the figures,
+the rendered notebooks, labelled side runs under ``diagnostics/`` and every rule's log (never
+model weights or initial tables). Before anything is written it
 verifies each run: its data-manifest checksum equals the split's manifest, its mask file's sha256
 equals the one the run recorded, and a budgeted mask meets its budget. It then writes
 ``provenance.json`` and ``PROVENANCE.md`` (profile, machine, wall time per rule and in all, git
@@ -118,7 +119,8 @@ def _files_to_copy(results: Path) -> list[Path]:
     return sorted(set(files))
 
 
-def provenance(results: Path, records: dict[Path, dict], profile_file: Path | None) -> dict:
+def provenance(results: Path, records: dict[Path, dict], profile_file: Path | None,
+               note: str | None = None) -> dict:
     logs = {}
     for path in sorted((results / "logs").rglob("*.log")):
         span = _log_span(path)
@@ -138,6 +140,7 @@ def provenance(results: Path, records: dict[Path, dict], profile_file: Path | No
     sources = {p.parent.parent.name: read_json(p) for p in results.glob("data/*/source/provenance.json")}
     return {
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "note": note,
         "profile": sorted({str(r.get("profile")) for r in records.values()}),
         "profile_file": str(profile_file) if profile_file else None,
         "profile_text": profile_file.read_text() if profile_file else None,
@@ -167,6 +170,8 @@ def provenance_markdown(prov: dict, name: str) -> str:
              f"- git revision(s): {', '.join(prov['git_revisions'])}",
              f"- workflow: first log line {prov['workflow_span']['first_log_line']}, last "
              f"{prov['workflow_span']['last_log_line']} (UTC)", ""]
+    if prov.get("note"):
+        lines += ["## Note", "", prov["note"], ""]
     for ds, d in prov["data"].items():
         lines.append(f"- data `{ds}`: {d['users']} users, {d['items']} items; split manifest "
                      f"sha256 `{d['manifest_sha256']}`; source form `{d['source_form']}`: "
@@ -182,7 +187,8 @@ def provenance_markdown(prov: dict, name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def make_snapshot(results: Path, out: Path, profile_file: Path | None = None) -> dict:
+def make_snapshot(results: Path, out: Path, profile_file: Path | None = None,
+                  note: str | None = None) -> dict:
     results, out = Path(results).resolve(), Path(out)
     manifests = _manifests(results)
     metrics = sorted(p for p in results.rglob("metrics.json") if "runs" in p.parts)
@@ -196,7 +202,7 @@ def make_snapshot(results: Path, out: Path, profile_file: Path | None = None) ->
             dst = tmp / src.relative_to(results)
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
-        prov = provenance(results, records, profile_file)
+        prov = provenance(results, records, profile_file, note)
         (tmp / "provenance.json").write_text(json.dumps(prov, indent=1, sort_keys=True) + "\n")
         (tmp / "PROVENANCE.md").write_text(provenance_markdown(prov, out.name))
         size = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
@@ -217,9 +223,10 @@ def main(argv=None) -> int:
     p.add_argument("results", type=Path, help="a run's results/ folder")
     p.add_argument("out", type=Path, help="the snapshot folder, e.g. results/reference/NAME")
     p.add_argument("--profile", type=Path, help="the profile file the run used (copied)")
+    p.add_argument("--note", help="what a reader must know (what stopped, what was rerun)")
     args = p.parse_args(argv)
     try:
-        prov = make_snapshot(args.results, args.out, args.profile)
+        prov = make_snapshot(args.results, args.out, args.profile, args.note)
     except SnapshotError as err:
         print(f"snapshot refused: {err}", file=sys.stderr)
         return 1

@@ -90,3 +90,27 @@ def test_provenance_table_lists_every_run_and_flags_mixed_sources(tmp_path):
     assert summary.loc["git_revision", "values"] == "abc (2); def (1)"
     assert summary.loc["config_hash", "distinct"] == 1
     assert summary.loc["slurm_job_id", "runs_with_value"] == 2
+
+
+def test_study_notebooks_render_for_a_profile_without_ciess(tmp_path):
+    """The reference profile runs no CIESS search: Figures 4 and 5 must still render (a labelled
+    empty figure), not fail on an empty selection."""
+    import papermill
+
+    results = pd.DataFrame([{"dataset": "ml-1m", "model": "lightgcn", "method": "es",
+                             "method_label": "ES", "budget": "c80", "seed": 0, "status": "ok",
+                             "noise": None, "random_walk": None, "lambda": None,
+                             "episodes": None, "split": "test", "metric": "recall@20",
+                             "value": 0.2, "sparsity": 0.8, "params": 1}])
+    results.to_csv(tmp_path / "results.csv", index=False)
+    for name in ("fig4_lambda", "fig5_episodes"):
+        params = {"results_csv": str(tmp_path / "results.csv"),
+                  "figure_png": str(tmp_path / f"{name}.png"),
+                  "data_csv": str(tmp_path / f"{name}.csv"),
+                  "default_lambda": {"ml-1m": 0.4}}
+        if name == "fig4_lambda":
+            params["lambda_grid"] = {"ml-1m": [0.2, 0.4]}
+        papermill.execute_notebook(str(REPO / f"notebooks/{name}.ipynb"),
+                                   str(tmp_path / f"{name}.ipynb"), parameters=params,
+                                   kernel_name="python3", progress_bar=False)
+        assert (tmp_path / f"{name}.png").exists()

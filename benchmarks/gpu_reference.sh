@@ -29,10 +29,12 @@ START=$(date +%s)
 log() { echo "[$(date -u +%H:%M:%S) +$(( $(date +%s) - START ))s] $*" | tee -a "$OUT/steps.log"; }
 
 case "$MODE" in
-  gpu)   DEVICE=cuda; DATASET=ml-1m; T_TESTS=120; T_TIMINGS=120; T_FIRST=150; T_REST=150
+  gpu)   DEVICE=cuda; DATASET=ml-1m  # worst case 90+60+90+120+90 s = 7.5 min, < 8 with start-up
+         T_TESTS=90; T_DATA=60; T_TIMINGS=90; T_FIRST=120; T_REST=90
          SEARCH_EPOCHS=5
          MODE_KEYS="ciess: {episodes: 3, iterations: 5, budget: {unit: epochs, value: 5}}";;
-  smoke) DEVICE=cpu; DATASET=ml-100k; T_TESTS=300; T_TIMINGS=300; T_FIRST=300; T_REST=300
+  smoke) DEVICE=cpu; DATASET=ml-100k
+         T_TESTS=300; T_DATA=300; T_TIMINGS=300; T_FIRST=300; T_REST=300
          SEARCH_EPOCHS=0.5
          MODE_KEYS="train: {eval_every: 10, patience: 2, max_batches: 30}
 ciess: {episodes: 1, iterations: 2, budget: {unit: batches, value: 2}}
@@ -71,7 +73,7 @@ CONF=(--configfile "$REPO/config/reference.yaml" "$OUT/profile.yaml" "$OUT/searc
 MANIFEST="results/data/$DATASET/split/manifest.json"
 
 log "2/4 unit costs on $DEVICE"
-timeout "$T_TESTS" "${SMK[@]}" "$MANIFEST" "${CONF[@]}" > "$OUT/snakemake-data.log" 2>&1
+timeout "$T_DATA" "${SMK[@]}" "$MANIFEST" "${CONF[@]}" > "$OUT/snakemake-data.log" 2>&1
 timeout "$T_TIMINGS" "$PY" "$REPO/benchmarks/device_timings.py" --manifest "$RUN/$MANIFEST" \
   --device "$DEVICE" --search-epochs "$SEARCH_EPOCHS" --out "$OUT/timings.json" \
   > "$OUT/timings.log" 2>&1

@@ -5,8 +5,9 @@
 copies from a run's ``results/`` folder what a reader needs to check its numbers, and nothing
 heavy: every metrics JSON, every mask, CIESS search logs and selections, the tables, the figures,
 the rendered notebooks, labelled side runs under ``diagnostics/`` and every rule's log (never
-model weights or initial tables). Before anything is written it
-verifies each run: its data-manifest checksum equals the split's manifest, its mask file's sha256
+model weights or initial tables). Machine-specific paths in copied text (the run folder, this
+repository, the data mirror) become ``<run>``, ``<repo>``, ``<mirror>``. Before anything is
+written it verifies each run: its data-manifest checksum equals the split's manifest, its mask file's sha256
 equals the one the run recorded, and a budgeted mask meets its budget. It then writes
 ``provenance.json`` and ``PROVENANCE.md`` (profile, machine, wall time per rule and in all, git
 revisions, package versions, data checksums), refuses a snapshot over ``MAX_BYTES``, and moves
@@ -33,6 +34,8 @@ KEEP_NAMES = ("metrics.json", "mask.npz", "search_log.csv", "selection.csv", "ca
 KEEP_TOP = {"tables": (".csv", ".tex"), "figures": (".png", ".pdf", ".svg", ".csv"),
             "notebooks": (".html",),
             "diagnostics": (".json", ".log", ".csv", ".md")}  # labelled side runs, never tables
+TEXT_SUFFIXES = (".json", ".log", ".csv", ".md", ".html", ".tex")
+REPO = Path(__file__).resolve().parents[1]
 TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
 
 
@@ -107,6 +110,26 @@ def machine() -> dict:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": mem_gb,
             "platform": platform.platform(), "python": platform.python_version()}
+
+
+def redactions(results: Path, extra: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """Machine-specific path prefixes and the labels that replace them in copied text files:
+    the run folder, this repository, the data mirror, and any ``extra`` (longest first)."""
+    pairs = {str(results.parent): "<run>", str(REPO): "<repo>", **(extra or {})}
+    mirror = os.environ.get("CIESS_DATA_MIRROR")
+    if mirror:
+        pairs[str(Path(mirror).resolve())] = "<mirror>"
+    return sorted(pairs.items(), key=lambda kv: -len(kv[0]))
+
+
+def _copy(src: Path, dst: Path, replace: list[tuple[str, str]]) -> None:
+    if src.suffix not in TEXT_SUFFIXES:
+        shutil.copy2(src, dst)
+        return
+    text = src.read_text(errors="replace")
+    for prefix, label in replace:
+        text = text.replace(prefix, label)
+    dst.write_text(text)
 
 
 def _files_to_copy(results: Path) -> list[Path]:
@@ -188,20 +211,21 @@ def provenance_markdown(prov: dict, name: str) -> str:
 
 
 def make_snapshot(results: Path, out: Path, profile_file: Path | None = None,
-                  note: str | None = None) -> dict:
+                  note: str | None = None, redact: dict[str, str] | None = None) -> dict:
     results, out = Path(results).resolve(), Path(out)
     manifests = _manifests(results)
     metrics = sorted(p for p in results.rglob("metrics.json") if "runs" in p.parts)
     if not metrics:
         raise SnapshotError(f"{results}: no runs/**/metrics.json to snapshot")
     records = {p: verify_run(p, results, manifests) for p in metrics}
+    replace = redactions(results, redact)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         for src in _files_to_copy(results):
             dst = tmp / src.relative_to(results)
             dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst)
+            _copy(src, dst, replace)
         prov = provenance(results, records, profile_file, note)
         (tmp / "provenance.json").write_text(json.dumps(prov, indent=1, sort_keys=True) + "\n")
         (tmp / "PROVENANCE.md").write_text(provenance_markdown(prov, out.name))
@@ -224,9 +248,13 @@ def main(argv=None) -> int:
     p.add_argument("out", type=Path, help="the snapshot folder, e.g. results/reference/NAME")
     p.add_argument("--profile", type=Path, help="the profile file the run used (copied)")
     p.add_argument("--note", help="what a reader must know (what stopped, what was rerun)")
+    p.add_argument("--redact", action="append", default=[], metavar="PATH=LABEL",
+                   help="another machine-specific path prefix to replace in copied text "
+                        "(the run folder, this repository and $CIESS_DATA_MIRROR always are)")
     args = p.parse_args(argv)
     try:
-        prov = make_snapshot(args.results, args.out, args.profile, args.note)
+        redact = dict(item.split("=", 1) for item in args.redact)
+        prov = make_snapshot(args.results, args.out, args.profile, args.note, redact)
     except SnapshotError as err:
         print(f"snapshot refused: {err}", file=sys.stderr)
         return 1

@@ -50,7 +50,8 @@ def _results(tmp_path, es_size=6):
         mask_sha256=sha256_file(mask_path), params=count_params(mask))))
     log = results / "logs/retrain_masked/toy.log"
     log.parent.mkdir(parents=True)
-    log.write_text("2026-01-01 10:00:00,000 INFO start\nnoise\n2026-01-01 10:02:30,000 INFO end\n")
+    log.write_text("2026-01-01 10:00:00,000 INFO start\nnoise\n2026-01-01 10:02:30,000 INFO end\n"
+                   f"read {results}/data/toy/split/manifest.json with /opt/elsewhere/tool.py\n")
     return results
 
 
@@ -70,6 +71,15 @@ def test_snapshot_keeps_evidence_drops_weights_and_records_provenance(tmp_path):
     assert prov["rule_logs"]["logs/retrain_masked/toy.log"]["seconds"] == 150
     assert prov["machine"]["cores"] >= 1
     assert "toy-lightgcn" in (out / "PROVENANCE.md").read_text()
+
+
+def test_snapshot_replaces_machine_specific_paths(tmp_path):
+    results = _results(tmp_path)
+    out = tmp_path / "ref/toy"
+    snap.make_snapshot(results, out, redact={"/opt/elsewhere": "<tools>"})
+    log = (out / "logs/retrain_masked/toy.log").read_text()
+    assert "read <run>/results/data/toy/split/manifest.json with <tools>/tool.py" in log
+    assert str(tmp_path) not in log
 
 
 @pytest.mark.parametrize("fault,match", [

@@ -1,5 +1,5 @@
 """MR: mixed random sizes, uniform per entity, repaired to meet the budget exactly
-(shared/spec/baselines.md §3)."""
+(the baselines spec §3)."""
 from __future__ import annotations
 
 import numpy as np

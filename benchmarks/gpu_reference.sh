@@ -6,7 +6,7 @@
 #                                                # quick-sized (what the test suite runs)
 #
 # Needs the repository, its .venv (`make setup`) and, for MovieLens-1M, the data mirror
-# ($CIESS_DATA_MIRROR, or ../shared/data beside the repository). Steps, each with its own time
+# ($CIESS_DATA_MIRROR; without it the data rule downloads). Steps, each with its own time
 # limit so that a slow step cannot starve the rest:
 #   1. nvidia-smi and the CUDA tests (tests/test_devices.py, tests/test_propagation.py)
 #   2. unit costs on the device (benchmarks/device_timings.py): a LightGCN epoch, a full-ranking
@@ -22,9 +22,6 @@ MODE="${2:-gpu}"
 PY="$REPO/.venv/bin/python"
 export PATH="$REPO/.venv/bin:$PATH"
 mkdir -p "$OUT" && OUT="$(cd "$OUT" && pwd)"
-if [ -z "${CIESS_DATA_MIRROR:-}" ] && [ -d "$REPO/../shared/data" ]; then
-  export CIESS_DATA_MIRROR="$(cd "$REPO/../shared/data" && pwd)"
-fi
 START=$(date +%s)
 log() { echo "[$(date -u +%H:%M:%S) +$(( $(date +%s) - START ))s] $*" | tee -a "$OUT/steps.log"; }
 

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 # The first line of ml-1m/ratings.dat (1::1193::5::978300760), which the official CIESS code drops
 # by reading the file with header=0. In the derived stand-in the same rating is user 1, item_idx 1105
-# (shared/data/PROVENANCE.md, "Note for CIESS reproduction").
+# (the data mirror's PROVENANCE.md, "Note for CIESS reproduction").
 ML1M_FIRST_RATING = {"official": (1, 1193), "derived_uir": (1, 1105)}
 
 

@@ -1,1 +1,1 @@
-"""CIESS: TD3 embedding-size search with random-walk exploration (shared/spec/ciess.md)."""
+"""CIESS: TD3 embedding-size search with random-walk exploration (the ciess spec)."""

@@ -27,7 +27,7 @@ from ciess.search.agent import TD3Settings  # noqa: E402
 from ciess.search.env import SizeSearchEnv  # noqa: E402
 from ciess.search.search import SearchSettings, run_search  # noqa: E402
 from ciess.split_data import load_split  # noqa: E402
-from ciess.train import TrainSettings, resolve_device, seed_everything  # noqa: E402
+from ciess.train import TrainSettings, resolve_device, seed_everything, train_step  # noqa: E402
 
 
 def _sync(device: str) -> None:
@@ -53,11 +53,7 @@ def measure(manifest: Path, device: str, model_name: str, search_epochs: float) 
 
     def epoch():
         for _ in range(per_epoch):
-            u, p, n = (t.to(device) for t in sampler.sample())
-            loss = model.calculate_loss({model.USER_ID: u, model.ITEM_ID: p, model.NEG_ITEM_ID: n})
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            train_step(model, opt, sampler, device)
 
     model.train()
     warm = timed(epoch, device)  # first epoch: allocator, kernels, caches

@@ -127,6 +127,7 @@ def measure_suite(model_name: str, manifest: Path, repeats: int) -> dict:
     from ciess.masks import sizes_mask
     from ciess.models import build_model
     from ciess.sampler import TripleSampler
+    from ciess.train import train_step
     from ciess.split_data import load_split
     from baselines.es import equal_size_for_budget
 
@@ -142,11 +143,7 @@ def measure_suite(model_name: str, manifest: Path, repeats: int) -> dict:
     per_epoch = split.batches_per_epoch(10_000)
 
     def step():
-        u, p, n = sampler.sample()
-        loss = model.calculate_loss({model.USER_ID: u, model.ITEM_ID: p, model.NEG_ITEM_ID: n})
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(model, opt, sampler, "cpu")
 
     model.train()
     step()  # warm-up
@@ -187,6 +184,7 @@ def measure_propagation(manifest: Path, repeats: int) -> dict:
     from ciess.models import build_model
     from ciess.models.propagation import Adjacency, stock_forward
     from ciess.sampler import TripleSampler
+    from ciess.train import train_step
     from ciess.split_data import load_split
 
     split = load_split(manifest)
@@ -211,14 +209,7 @@ def measure_propagation(manifest: Path, repeats: int) -> dict:
         sampler = TripleSampler(split.train, 10_000, "user_uniform", 0)
         opt = torch.optim.Adam(model.parameters(), lr=0.01)
 
-        def step():
-            u, p, ng = sampler.sample()
-            loss = model.calculate_loss({model.USER_ID: u, model.ITEM_ID: p,
-                                         model.NEG_ITEM_ID: ng})
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        return _median_ms(step, 3 * repeats)
+        return _median_ms(lambda: train_step(model, opt, sampler, "cpu"), 3 * repeats)
 
     layers = 3  # LightGCN and NGCF: 3 propagation layers, one product forward + one backward
     # the previous suite: CSR for LightGCN; COO for NGCF, whose SparseDropout needs COO indices

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ciess.reports import MODEL_LABEL, TABLE_METRICS, describe_method
+from ciess.reports import MODEL_LABEL, TABLE_METRICS, describe_method, paper_cells
 
 SHORT = {"recall@5": "R@5", "recall@20": "R@20", "ndcg@5": "N@5", "ndcg@20": "N@20"}
 METHOD_ORDER = ["Full", "ES", "MR", "PEP", "ESAPN", "OptEmb", "ESAPN-B", "OptEmb-B", "CIESS"]
@@ -45,11 +45,7 @@ def reference_rows(metric_files) -> pd.DataFrame:
 
 
 def _paper_values(paper: pd.DataFrame) -> pd.DataFrame:
-    p = paper[paper["table"] == "table1"].copy()
-    p["model"] = p["model"].str.lower()
-    p["budget"] = p["target_sparsity"].map(
-        lambda x: "native" if pd.isna(x) else f"c{round(x * 100)}")
-    p = p.rename(columns={"method": "method_label", "value": "paper"})
+    p = paper_cells(paper, "table1").rename(columns={"method": "method_label", "value": "paper"})
     return p[["dataset", "model", "method_label", "budget", "metric", "paper"]].drop_duplicates(
         ["dataset", "model", "method_label", "budget", "metric"])
 

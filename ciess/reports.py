@@ -143,11 +143,17 @@ def table2_rows(results: pd.DataFrame, default_lambda: dict) -> pd.DataFrame:
     return ok[(ok["episodes"] == "all") & (ok["lambda"] == ok["dataset"].map(default_lambda))]
 
 
-def beside_paper(summary: pd.DataFrame, paper: pd.DataFrame, table: str) -> pd.DataFrame:
-    """Our mean +- std next to the paper's value, with absolute and relative differences."""
+def paper_cells(paper: pd.DataFrame, table: str) -> pd.DataFrame:
+    """The paper's rows of one table, keyed like ours: lower-case model, budget label."""
     p = paper[paper["table"] == table].copy()
     p["model"] = p["model"].str.lower()
     p["budget"] = p["target_sparsity"].map(lambda x: "native" if pd.isna(x) else f"c{round(x * 100)}")
+    return p
+
+
+def beside_paper(summary: pd.DataFrame, paper: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Our mean +- std next to the paper's value, with absolute and relative differences."""
+    p = paper_cells(paper, table)
     p["noise"] = p["noise"].where(p["noise"].notna(), None)
     keys = ["dataset", "model", "method_label", "budget", "metric"]
     if table == "table2":

@@ -85,6 +85,27 @@ def _lr_at(step: int, hp: dict) -> float:
     return max(hp["lr"] * hp["lr_decay"] ** (step // hp["decay_batches"]), hp["min_lr"])
 
 
+def train_step(model: torch.nn.Module, optim: torch.optim.Optimizer, sampler: TripleSampler,
+               device: str, hooks: TrainHooks | None = None, step: int = 0) -> torch.Tensor:
+    """One BPR step of the shared training path (what ``benchmarks/`` time): sample a batch,
+    loss (+ a hook's extra loss), backward, step the optimizer(s). Returns the loss."""
+    hooks = hooks or TrainHooks()
+    if hooks.before_step:
+        hooks.before_step(step)
+    users, pos, neg = (t.to(device) for t in sampler.sample())
+    loss = model.calculate_loss({model.USER_ID: users, model.ITEM_ID: pos, model.NEG_ITEM_ID: neg})
+    if hooks.extra_loss:
+        loss = loss + hooks.extra_loss()
+    optim.zero_grad(set_to_none=True)
+    if hooks.optimizer:
+        hooks.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optim.step()
+    if hooks.optimizer:
+        hooks.optimizer.step()
+    return loss
+
+
 def _eta(seconds: float) -> str:
     m, s = divmod(int(round(seconds)), 60)
     return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m{s:02d}s"
@@ -120,20 +141,7 @@ def train_model(model: torch.nn.Module, split: SplitData, settings: TrainSetting
         for _ in range(chunk):
             for group in optim.param_groups:
                 group["lr"] = _lr_at(step, hp)
-            if hooks.before_step:
-                hooks.before_step(step)
-            users, pos, neg = (t.to(device) for t in sampler.sample())
-            loss = model.calculate_loss({model.USER_ID: users, model.ITEM_ID: pos,
-                                         model.NEG_ITEM_ID: neg})
-            if hooks.extra_loss:
-                loss = loss + hooks.extra_loss()
-            optim.zero_grad(set_to_none=True)
-            if hooks.optimizer:
-                hooks.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            if hooks.optimizer:
-                hooks.optimizer.step()
+            loss = train_step(model, optim, sampler, device, hooks, step)
             running += loss.item()
             step += 1
             if step % per_epoch == 0 and settings.eval_every > per_epoch:  # progress between evals

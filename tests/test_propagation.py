@@ -15,7 +15,7 @@ from recbole.model.general_recommender import NGCF, LightGCN
 
 from ciess.evaluate import evaluate
 from ciess.masks import sizes_mask
-from ciess.models import MODELS, build_model, normalized_adjacency
+from ciess.models import MODELS, build_model
 from ciess.models.propagation import (Adjacency, SparseProduct, normalized_adjacency_scipy,
                                       stock_forward)
 from helpers import random_split
@@ -42,7 +42,7 @@ def test_dropped_adjacency_and_its_transpose(device):
     split = random_split()
     adj = Adjacency.from_interactions(split.train).to(device)
     torch.manual_seed(0)
-    a, a_t = adj.dropped(0.3)
+    a, a_t = adj.operands(0.3)
     a, a_t = a.to_dense(), a_t.to_dense()
     full = adj.csr().to_dense()
     torch.testing.assert_close(a_t, a.T, rtol=0, atol=0)

@@ -265,10 +265,11 @@ class MaskedLightGCN(GraphScoringMixin, MaskableMixin, LightGCN):
 
     def forward(self):
         """RecBole's LightGCN propagation (mean of layers 0..L), through the symmetric product."""
+        a, a_t = self.norm_adj_matrix.operands()
         x = self.get_ego_embeddings()
         total = x
         for _ in range(self.n_layers):
-            x = self.norm_adj_matrix.propagate(x)
+            x = SparseProduct.apply(a, a_t, x)
             total = total + x
         mean = total / (self.n_layers + 1)
         return torch.split(mean, [self.n_users, self.n_items])
@@ -300,12 +301,9 @@ class MaskedNGCF(GraphScoringMixin, MaskableMixin, NGCF):
 
     def forward(self):
         """RecBole's NGCF forward (BiGNN layers, LeakyReLU, message dropout, L2-normalised layer
-        outputs concatenated), with node dropout as ``Adjacency.dropped`` and the product's
+        outputs concatenated), with node dropout in ``Adjacency.operands`` and the product's
         backward through the (dropped) transpose."""
-        if self.node_dropout and self.training:
-            a, a_t = self.norm_adj_matrix.dropped(self.node_dropout)
-        else:
-            a = a_t = self.norm_adj_matrix.csr()
+        a, a_t = self.norm_adj_matrix.operands(self.node_dropout if self.training else 0.0)
         x = self.get_ego_embeddings()
         layers = [x]
         for gnn in self.GNNlayers:

@@ -62,9 +62,10 @@ def normalized_adjacency_scipy(train: sp.csr_matrix) -> sp.csr_matrix:
 class Adjacency(torch.nn.Module):
     """A symmetric normalised adjacency as a torch CSR tensor, with products and node dropout.
 
-    ``propagate(x)`` is Â·x with the cheap symmetric backward; ``dropped(p)`` returns the
-    (matrix, transpose) pair of Â with each stored entry kept with probability 1 - p and scaled by
-    1 / (1 - p) (RecBole's ``SparseDropout`` semantics), for ``SparseProduct``. The arrays are
+    ``operands(p)`` returns the (matrix, transpose) pair for ``SparseProduct``: Â twice (the
+    cheap symmetric backward), or with node dropout ``p > 0`` Â with each stored entry kept with
+    probability 1 - p and scaled by 1 / (1 - p) (RecBole's ``SparseDropout`` semantics) and its
+    transpose. The arrays are
     non-persistent buffers: they follow the model's ``.to(device)`` and stay out of its state dict.
     """
 
@@ -94,12 +95,11 @@ class Adjacency(torch.nn.Module):
                                        self.values if values is None else values, self.shape,
                                        check_invariants=False)  # built once from a checked CSR
 
-    def propagate(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.csr()
-        return SparseProduct.apply(a, a, x)
-
-    def dropped(self, p: float) -> tuple[torch.Tensor, torch.Tensor]:
-        keep = 1.0 - p
+    def operands(self, dropout: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        if not dropout:
+            a = self.csr()
+            return a, a
+        keep = 1.0 - dropout
         kept = torch.rand(self.values.shape, device=self.values.device) < keep
         values = self.values * kept / keep
         return self.csr(values), self.csr(values[self.transpose_order])

@@ -29,6 +29,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/methods.smk"
 include: "workflow/rules/ciess.smk"
+include: "workflow/rules/diagnostics.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -255,6 +255,23 @@ def candidate_metrics(wildcards):
     ]
 
 
+# ---------------------------------------------------------------------------- diagnostics
+def size_response_budgets():
+    """The CIESS search's per-iteration budget, the profile's extra budgets, and convergence."""
+    sr = config["size_response"]
+    return [config["ciess"]["budget"], *sr["extra_budgets"], "converged"]
+
+
+def size_response_tables():
+    """One table per dataset and size_response model of this profile, first seed only."""
+    models = [m for m in config["size_response"]["models"] if m in config["models"]]
+    return [
+        f"results/diagnostics/size_response/{d}/{m}/seed{config['seeds'][0]}.csv"
+        for d in config["datasets"]
+        for m in models
+    ]
+
+
 # ---------------------------------------------------------------------------- notebooks
 def fig3_logs():
     """Figure 3: LightGCN, noise G, with and without the walk, default lambda, every seed."""
@@ -310,6 +327,7 @@ NOTEBOOKS = {
     "fig4_lambda": {"inputs": lambda: [RESULTS_CSV], "figures": ["png", "csv"]},
     "fig5_episodes": {"inputs": lambda: [RESULTS_CSV], "figures": ["png", "csv"]},
     "pareto": {"inputs": lambda: [RESULTS_CSV], "figures": ["png", "csv"]},
+    "size_response": {"inputs": size_response_tables, "figures": ["png", "csv"]},
 }
 
 
@@ -340,6 +358,9 @@ def notebook_parameters(name, input, output):
     elif name == "fig3_random_walk":
         p["search_logs"] = list(input.data)
         p["per_episode"] = "mean"
+    elif name == "size_response":
+        p["tables"] = list(input.data)
+        p["profile"] = config["profile"]
     else:
         p["results_csv"] = input.data[0]
         p["default_lambda"] = config["ciess"]["lambda"]

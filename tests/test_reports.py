@@ -114,3 +114,53 @@ def test_study_notebooks_render_for_a_profile_without_ciess(tmp_path):
                                    str(tmp_path / f"{name}.ipynb"), parameters=params,
                                    kernel_name="python3", progress_bar=False)
         assert (tmp_path / f"{name}.png").exists()
+
+
+def test_ciess_search_notebook_shows_reward_size_trajectory_and_popularity(tmp_path):
+    """The search notebook renders inline figures from a search log, its masks, the split and the
+    per-budget selections, and summarises which budgets the trajectory crossed."""
+    import nbformat
+    import numpy as np
+    import papermill
+
+    from ciess.data.split import split_per_user, write_split
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame([(u, i) for u in range(30) for i in rng.choice(20, 8, replace=False)],
+                         columns=["user_id", "item_id"])
+    parts, summary = split_per_user(table)
+    write_split(parts, tmp_path / "split", "toy", {"users": 30, "items": 20}, 42,
+                (0.5, 0.25, 0.25), summary)
+    rows, users, items = [], [], []
+    for e in (1, 2):
+        for i in (1, 2, 3):
+            size = [48, 32, 16, 14, 12, 10][3 * (e - 1) + i - 1]  # crosses 80% and 90%
+            users.append(np.full(30, size, np.uint8))
+            items.append(np.full(20, size, np.uint8))
+            rows.append({"episode": e, "iteration": i, "mean_reward_user": 0.5 + 0.01 * i,
+                         "mean_reward_item": 0.6, "mean_action_user": size, "mean_action_item": size,
+                         "sparsity": 1 - size / 128, "val_avg_user": 0.2})
+    pd.DataFrame(rows).to_csv(tmp_path / "log.csv", index=False)
+    np.savez(tmp_path / "masks.npz", episode=[r["episode"] for r in rows],
+             iteration=[r["iteration"] for r in rows], user_sizes=np.stack(users),
+             item_sizes=np.stack(items))
+    pd.DataFrame([{"budget": "c80", "rank": 1, "episode": 1, "iteration": 3, "val_avg_user": 0.2,
+                   "params": 1, "sparsity": 1 - 16 / 128, "retrained_val_avg": 0.3, "chosen": True}]
+                 ).to_csv(tmp_path / "sel.csv", index=False)
+    search = {"dataset": "toy", "model": "lightgcn", "search": "g-rw-lam0.4", "seed": 0,
+              "log": str(tmp_path / "log.csv"), "masks": str(tmp_path / "masks.npz"),
+              "manifest": str(tmp_path / "split/manifest.json"),
+              "selections": [str(tmp_path / "sel.csv")]}
+    out = tmp_path / "nb.ipynb"
+    papermill.execute_notebook(str(REPO / "notebooks/ciess_search.ipynb"), str(out),
+                               parameters={"searches": [search], "budgets": [80, 90, 95],
+                                           "profile": "reference",
+                                           "figure_png": str(tmp_path / "f.png"),
+                                           "data_csv": str(tmp_path / "f.csv")},
+                               kernel_name="python3", progress_bar=False)
+    outputs = [o for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
+    assert "80%, 90%" in html and "95%" not in html.split("budgets crossed")[1].split("</tr>")[0]
+    per_episode = pd.read_csv(tmp_path / "f.csv")
+    assert list(per_episode["mean_action_user"]) == [32.0, 12.0]

@@ -222,6 +222,37 @@ def ciess_search_logs():
     ]
 
 
+def main_searches():
+    """Table 1's default searches (G + walk, the dataset's lambda) with what their notebook reads:
+    the search log, the executed masks, the split (for popularity) and the per-budget selection."""
+    out = []
+    for dataset, model, search in ciess_searches():
+        if model not in config["ciess"]["studies"]["main_models"]:
+            continue
+        if search != default_search(dataset):
+            continue
+        for seed in config["seeds"]:
+            base = f"results/search/{dataset}/{model}/ciess-{search}/seed{seed}"
+            out.append({
+                "dataset": dataset, "model": model, "search": search, "seed": seed,
+                "log": f"{base}/search_log.csv", "masks": f"{base}/masks.npz",
+                "manifest": f"results/data/{dataset}/split/manifest.json",
+                "selections": [
+                    f"results/runs/{dataset}/{model}/ciess-{search}/{budget_label(b)}/seed{seed}/selection.csv"
+                    for b in config["ciess"]["selection"]["budgets"]
+                ],
+            })
+    return out
+
+
+def main_search_inputs():
+    return [
+        path
+        for s in main_searches()
+        for path in (s["log"], s["masks"], s["manifest"], *s["selections"])
+    ]
+
+
 def allow_not_reached(wildcards):
     """Table 1's default search must reach every budget (fail loudly); the ablation, lambda
     grid and episode intervals record an unreached budget as a gap."""
@@ -328,6 +359,7 @@ NOTEBOOKS = {
     "fig5_episodes": {"inputs": lambda: [RESULTS_CSV], "figures": ["png", "csv"]},
     "pareto": {"inputs": lambda: [RESULTS_CSV], "figures": ["png", "csv"]},
     "size_response": {"inputs": size_response_tables, "figures": ["png", "csv"]},
+    "ciess_search": {"inputs": main_search_inputs, "figures": ["png", "csv"]},
 }
 
 
@@ -358,6 +390,10 @@ def notebook_parameters(name, input, output):
     elif name == "fig3_random_walk":
         p["search_logs"] = list(input.data)
         p["per_episode"] = "mean"
+    elif name == "ciess_search":
+        p["searches"] = main_searches()
+        p["budgets"] = config["ciess"]["selection"]["budgets"]
+        p["profile"] = config["profile"]
     elif name == "size_response":
         p["tables"] = list(input.data)
         p["profile"] = config["profile"]

@@ -16,7 +16,7 @@ import torch.nn as nn
 from torch.nn.utils import parametrize
 
 from baselines import MethodContext, register
-from ciess.masks import D_MAX, capacity, elements_mask, meets_budget
+from ciess.masks import capacity, elements_mask, meets_budget
 from ciess.models import build_model, embedding_tables
 from ciess.sampler import TripleSampler
 from ciess.train import _lr_at, seed_everything

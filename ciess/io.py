@@ -30,6 +30,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
 def _host() -> str:
     return socket.gethostname().replace(".", "-")
 
@@ -53,6 +59,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     _remove_stale_parts(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_host()}.{os.getpid()}.",
                                suffix=".part", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the user's usual mode
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -73,8 +80,13 @@ def write_json(path: str | os.PathLike, obj) -> None:
 
 
 def read_json(path: str | os.PathLike):
-    with open(path) as fh:
-        return json.load(fh)
+    """Parse a JSON file; a malformed or truncated one raises ValueError naming the file."""
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
 
 
 def file_digests(path: str | os.PathLike, algorithms=("sha256",)) -> dict[str, str]:

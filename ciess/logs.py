@@ -1,18 +1,55 @@
-"""Logging for workflow scripts: every rule writes its own log file."""
+"""Logging for workflow scripts: every rule writes its own log file, and holds a job lock.
+
+The lock (``.<log name>.lock`` beside the log, an OS file lock that dies with its process) makes
+a second copy of the same job refuse to start while the first still runs: after ``kill -9`` of
+Snakemake its running jobs live on as orphans, and a rerun must not start a second writer of the
+same outputs.
+"""
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import socket
 import sys
+from pathlib import Path
+
+_held = []  # lock files of this process, kept open (and locked) until it exits
+
+
+class JobAlreadyRunning(RuntimeError):
+    """Another live process runs this job (the message says which and how to end it)."""
+
+
+def hold_job_lock(log_path: str | os.PathLike) -> None:
+    lock = Path(log_path).with_name(f".{Path(log_path).name}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(lock, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        owner = fh.read().strip() or "unknown"
+        fh.close()
+        raise JobAlreadyRunning(
+            f"{log_path}: this job is still running in another process ({owner}), probably an "
+            f"orphan of a killed Snakemake; end it first (kill <pid>) or wait for it, then rerun"
+        ) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    fh.flush()
+    _held.append(fh)
 
 
 def setup_rule_logging(log_path: str | None, level: int = logging.INFO) -> logging.Logger:
     """Send logging (and stray stderr, e.g. tracebacks and tqdm) to the rule's log file."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     if log_path:
+        hold_job_lock(log_path)
         stream = open(log_path, "a", buffering=1)
         sys.stderr = stream
         handlers = [logging.StreamHandler(stream)]
     logging.basicConfig(level=level, handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return logging.getLogger("ciess")
-

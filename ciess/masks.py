@@ -78,19 +78,37 @@ class Mask:
         return (arr.sum(axis=(0, 2)) if self.per_table else arr.sum(axis=1)).astype(np.int64)
 
 
+def checked_sizes(sizes, which: str, d_max: int = D_MAX) -> np.ndarray:
+    """Sizes as uint8 after checking them *before* the cast (a cast would wrap 300 to 44 and
+    NaN to 0): finite integers in [0, d_max], not all zero."""
+    arr = np.asarray(sizes)
+    if arr.ndim != 1:
+        raise MaskFileError(f"{which} sizes must be a vector, got shape {arr.shape}")
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise MaskFileError(f"{which} sizes must be numbers, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating):
+        bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise MaskFileError(f"{which} sizes must be integers; {which} {k} has {arr[k]!r}")
+    if len(arr) and (arr.min() < 0 or arr.max() > d_max):
+        k = int(np.argmax((arr < 0) | (arr > d_max)))
+        raise MaskFileError(f"{which} sizes must lie in [0, {d_max}]; {which} {k} has {arr[k]}")
+    if len(arr) and not arr.any():
+        raise MaskFileError(f"every {which} size is 0: the model could only rank by tie-breaking")
+    return arr.astype(np.uint8)
+
+
 def sizes_mask(user_sizes, item_sizes, **meta) -> Mask:
     meta.setdefault("d_max", D_MAX)
-    return Mask("sizes", np.asarray(user_sizes).astype(np.uint8),
-                np.asarray(item_sizes).astype(np.uint8), meta)
+    d_max = int(meta["d_max"])
+    return Mask("sizes", checked_sizes(user_sizes, "user", d_max),
+                checked_sizes(item_sizes, "item", d_max), meta)
 
 
 def elements_mask(user_mask, item_mask, **meta) -> Mask:
     meta.setdefault("d_max", D_MAX)
     return Mask("elements", np.asarray(user_mask, bool), np.asarray(item_mask, bool), meta)
-
-
-def full_mask(n_users: int, n_items: int, d_max: int = D_MAX, **meta) -> Mask:
-    return sizes_mask(np.full(n_users, d_max), np.full(n_items, d_max), d_max=d_max, **meta)
 
 
 # ---------------------------------------------------------------------------- accounting
@@ -133,6 +151,28 @@ def meets_budget(params: int, target_pct: int, n_users: int, n_items: int, n_tab
     return 100 * params <= (100 - int(target_pct)) * capacity(n_users, n_items, n_tables, d_max)
 
 
+def budget_target(label: str) -> int | None:
+    """Budget path label -> target sparsity in percent: "c80" -> 80; "native", "dense", "cand" -> None."""
+    if label in ("native", "dense", "cand"):  # cand: a CIESS candidate, checked at selection
+        return None
+    if not (isinstance(label, str) and label.startswith("c") and label[1:].isdigit()
+            and 1 <= int(label[1:]) <= 99):
+        raise ValueError(f"budget label {label!r}: expected c1..c99, 'native' or 'dense'")
+    return int(label[1:])
+
+
+def check_budget(mask: Mask, label: str, n_tables: int, gmf_dense_at_max: bool,
+                 where: str) -> dict:
+    """The mask's account, after checking it meets the budget its path or record claims."""
+    acct = account(mask, n_tables, gmf_dense_at_max)
+    target = budget_target(label)
+    if target is not None and not meets_budget(acct["params"], target, mask.n_users,
+                                               mask.n_items, n_tables, mask.d_max):
+        raise MaskFileError(f"{where}: sparsity {acct['sparsity']:.4f} ({acct['params']} "
+                            f"parameters) does not meet the budget {label} (>= {target}%)")
+    return acct
+
+
 def account(mask: Mask, n_tables: int = 1, gmf_dense_at_max: bool = False) -> dict:
     params = count_params(mask, n_tables, gmf_dense_at_max)
     sp_ = sparsity(params, mask.n_users, mask.n_items, n_tables, mask.d_max)
@@ -142,8 +182,10 @@ def account(mask: Mask, n_tables: int = 1, gmf_dense_at_max: bool = False) -> di
 
 # ---------------------------------------------------------------------------- file format
 
-def save_mask(path: str | Path, mask: Mask) -> None:
-    validate_mask(mask, str(path))
+def save_mask(path: str | Path, mask: Mask, n_users: int | None = None,
+              n_items: int | None = None) -> None:
+    """Validate (against the split's counts when given) and write atomically."""
+    validate_mask(mask, str(path), n_users, n_items)
     arrays = ({"user_sizes": mask.user.astype(np.uint8), "item_sizes": mask.item.astype(np.uint8)}
               if mask.kind == "sizes" else
               {"user_mask": mask.user.astype(bool), "item_mask": mask.item.astype(bool)})
@@ -170,6 +212,8 @@ def validate_mask(mask: Mask, where: str, n_users: int | None = None,
                 fail(fld, f"must be integers, got dtype {arr.dtype}")
             if len(arr) and (arr.min() < 0 or arr.max() > d_max):
                 fail(fld, f"sizes must lie in [0, {d_max}], got [{arr.min()}, {arr.max()}]")
+            if len(arr) and not arr.any():
+                fail(fld, "every size is 0: the model could only rank by tie-breaking")
         else:
             if arr.ndim not in (2, 3) or arr.shape[-1] != d_max:
                 fail(fld, f"must have shape (n, {d_max}) or (tables, n, {d_max}), got {arr.shape}")

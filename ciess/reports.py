@@ -6,19 +6,20 @@ CIESS with its variant in columns (noise, random_walk, lambda, episodes).
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ciess.evaluate import METRICS
+from ciess.records import read_record
+
 CIESS_RE = re.compile(r"^ciess-(g|u|ou|none)-(rw|norw)-lam([0-9.]+)(?:-ep(\d+)-(\d+))?$")
 NOISE_LABEL = {"g": "G", "u": "U", "ou": "OU", "none": "none"}
 MODEL_LABEL = {"lightgcn": "LightGCN", "ngcf": "NGCF", "neumf": "NeuMF"}
 BASELINE_LABEL = {"full": "Full", "es": "ES", "mr": "MR", "pep": "PEP", "esapn": "ESAPN",
                   "optemb": "OptEmb"}
-METRICS = ("recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20")
 TABLE_METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
 
 
@@ -40,7 +41,7 @@ def collect(metric_files: list[str | Path]) -> pd.DataFrame:
     """Every metrics JSON -> one tidy row per (run, split, metric)."""
     rows = []
     for path in metric_files:
-        rec = json.loads(Path(path).read_text())
+        rec = read_record(path)
         budget = rec.get("budget", "dense")
         base = {"dataset": rec["dataset"], "model": rec["model"], "method": rec["method"],
                 "budget": budget, "seed": rec["seed"], "status": rec.get("status", "ok"),
@@ -71,7 +72,7 @@ def provenance_table(metric_files) -> pd.DataFrame:
     versions, device, data manifest, resolved config hash, host, SLURM job id)."""
     rows = []
     for path in metric_files:
-        rec = json.loads(Path(path).read_text())
+        rec = read_record(path)
         row = {key: rec.get(key) for key in ("dataset", "model", "method", "budget", "seed",
                                               "status")}
         row.update({key: rec.get(key) for key in (*PROVENANCE_FIELDS, "wall_time_s")})

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
-from ciess.io import read_json
+from ciess.data.preprocess import read_int_table
+from ciess.io import read_json, sha256_file
 
 
 @dataclass
@@ -37,10 +37,8 @@ class SplitData:
 
 
 def _read_inter(path: Path, n_users: int, n_items: int) -> sp.csr_matrix:
-    df = pd.read_csv(path, sep="\t", dtype=np.int64)
-    if list(df.columns) != ["user_id:token", "item_id:token"]:
-        raise ValueError(f"{path}: expected header 'user_id:token\\titem_id:token', got {list(df.columns)}")
-    u, i = df.iloc[:, 0].to_numpy(), df.iloc[:, 1].to_numpy()
+    df = read_int_table(path, str(path), {"user_id:token": "user", "item_id:token": "item"})
+    u, i = df["user"].to_numpy(), df["item"].to_numpy()
     if len(u) and (u.min() < 0 or u.max() >= n_users or i.min() < 0 or i.max() >= n_items):
         raise ValueError(f"{path}: ids out of range for {n_users} users / {n_items} items")
     m = sp.csr_matrix((np.ones(len(u), np.float32), (u, i)), shape=(n_users, n_items))
@@ -49,11 +47,34 @@ def _read_inter(path: Path, n_users: int, n_items: int) -> sp.csr_matrix:
     return m
 
 
+class SplitMismatch(ValueError):
+    """A split file differs from what its manifest recorded (edited, truncated or replaced)."""
+
+
+def _verified_part(manifest_path: Path, manifest: dict, name: str, part: str) -> Path:
+    path = manifest_path.parent / f"{name}.{part}.inter"
+    entry = manifest.get("files", {}).get(path.name)
+    if entry is None:
+        raise SplitMismatch(f"{manifest_path}: no entry for {path.name} under 'files'")
+    if not path.exists():
+        raise SplitMismatch(f"{path}: missing (listed in {manifest_path})")
+    digest = sha256_file(path)
+    if digest != entry["sha256"]:
+        raise SplitMismatch(f"{path}: sha256 {digest[:12]}... differs from the manifest's "
+                            f"{entry['sha256'][:12]}... ({manifest_path}); the split was edited "
+                            "after it was made: rebuild it (delete the split folder and rerun)")
+    return path
+
+
 def load_split(manifest_path: str | Path) -> SplitData:
+    """The split, after checking every file against the manifest's checksums."""
     manifest_path = Path(manifest_path)
     manifest = read_json(manifest_path)
+    for key in ("dataset", "users", "items", "files", "manifest_sha256"):
+        if key not in manifest:
+            raise SplitMismatch(f"{manifest_path}: required field '{key}' is missing")
     name, nu, ni = manifest["dataset"], manifest["users"], manifest["items"]
-    parts = {p: _read_inter(manifest_path.parent / f"{name}.{p}.inter", nu, ni)
+    parts = {p: _read_inter(_verified_part(manifest_path, manifest, name, p), nu, ni)
              for p in ("train", "valid", "test")}
     return SplitData(name, nu, ni, parts["train"], parts["valid"], parts["test"],
                      manifest["manifest_sha256"])

@@ -229,3 +229,25 @@ def test_actor_reinitialises_only_its_last_layer_weights():
                           nn.Linear(256, 1))
     assert torch.equal(actor.net[-1].bias, plain[-1].bias)
     assert actor.net[-1].weight.abs().max() <= 3e-3
+
+
+def test_own_size_slope_is_the_within_iteration_least_squares_slope():
+    from ciess.search.search import own_size_slope
+    sizes = np.array([2, 4, 6, 8])
+    assert own_size_slope(sizes, 0.1 + 0.05 * sizes) == pytest.approx(0.05)
+    assert np.isnan(own_size_slope(np.full(4, 7), np.arange(4.0)))
+
+
+def test_critic_slope_is_dq_dsize_at_the_executed_sizes():
+    agent = TD3Agent(3, TD3Settings(hidden=8), np.random.default_rng(0))
+    with torch.no_grad():  # Q1 = normalised size (> 0 above 64.5): dQ/dsize = 2 / 127
+        for layer in agent.critic.q1:
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.zero_()
+                layer.bias.zero_()
+        agent.critic.q1[0].weight[0, 3] = 1.0
+        agent.critic.q1[2].weight[0, 0] = 1.0
+        agent.critic.q1[4].weight[0, 0] = 1.0
+    state = np.zeros((3, 3), np.float32)
+    assert agent.critic_slope(state, np.array([70, 100, 120])) == pytest.approx(2 / 127, rel=1e-5)
+    assert all(p.grad is None for p in agent.critic.parameters())

@@ -23,11 +23,47 @@ log = logging.getLogger(__name__)
 ML1M_FIRST_RATING = {"official": (1, 1193), "derived_uir": (1, 1105)}
 
 
-def _parse_ratings_dat(raw: bytes) -> pd.DataFrame:
+def read_int_table(source, where: str, columns: dict[str, str], names: list[str] | None = None,
+                   sep: str = "\t") -> pd.DataFrame:
+    """Read a delimited table and return ``columns`` (source name -> our name) as int64.
+
+    Every error names the file (``where``) and, for bad values, the line: a missing column, a
+    file without data rows, a value that is not an integer, a negative id."""
+    try:
+        df = pd.read_csv(source, sep=sep, header=None if names else "infer", names=names,
+                         dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{where}: cannot parse ({exc})") from None
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{where}: the file is empty") from None
+    first_line = 1 if names else 2
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{where}: missing column(s) {missing}; the file has {list(df.columns)}")
+    if df.empty:
+        raise ValueError(f"{where}: no data rows")
+    out = {}
+    for col, ours in columns.items():
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = (values.isna() | (values != values.round())).to_numpy().copy()
+        if ours in ("user", "item"):
+            bad |= (values < 0).to_numpy()
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            what = "a non-negative integer id" if ours in ("user", "item") else "an integer"
+            raise ValueError(f"{where}:{k + first_line}: column '{col}' must be {what}, got "
+                             f"{df[col].iloc[k]!r}")
+        out[ours] = values.to_numpy(np.int64)
+    return pd.DataFrame(out)
+
+
+RATING_COLUMNS = {"user": "user", "item": "item", "rating": "rating"}
+
+
+def _parse_ratings_dat(raw: bytes, where: str) -> pd.DataFrame:
     text = raw.replace(b"::", b"\t")
-    df = pd.read_csv(io.BytesIO(text), sep="\t", header=None,
-                     names=["user", "item", "rating", "timestamp"], dtype=np.int64)
-    return df[["user", "item", "rating"]]
+    return read_int_table(io.BytesIO(text), where, RATING_COLUMNS,
+                          names=["user", "item", "rating", "timestamp"])
 
 
 def parse_movielens(source_dir: Path, form: str, files: list[str]) -> pd.DataFrame:
@@ -35,20 +71,19 @@ def parse_movielens(source_dir: Path, form: str, files: list[str]) -> pd.DataFra
     path = source_dir / relpath
     if path.suffix == ".zip":
         with zipfile.ZipFile(path) as zf:
-            return _parse_ratings_dat(zf.read("ml-1m/ratings.dat"))
+            return _parse_ratings_dat(zf.read("ml-1m/ratings.dat"), f"{path}:ml-1m/ratings.dat")
     if path.name == "ratings.dat":
-        return _parse_ratings_dat(path.read_bytes())
+        return _parse_ratings_dat(path.read_bytes(), str(path))
     if path.name.endswith(".tsv.gz"):
         with gzip.open(path, "rb") as fh:
-            df = pd.read_csv(fh, sep="\t", dtype=np.int64)
-        return df.rename(columns={"user_id": "user", "item_idx": "item"})[["user", "item", "rating"]]
+            return read_int_table(fh, str(path), {"user_id": "user", "item_idx": "item",
+                                                  "rating": "rating"})
     if path.suffix == ".inter":
-        df = pd.read_csv(path, sep="\t")
-        df.columns = [c.split(":")[0] for c in df.columns]
-        return df.rename(columns={"user_id": "user", "item_id": "item"})[["user", "item", "rating"]]
+        return read_int_table(path, str(path), {"user_id:token": "user", "item_id:token": "item",
+                                                "rating:float": "rating"})
     if path.name == "u.data":
-        return pd.read_csv(path, sep="\t", header=None, names=["user", "item", "rating", "ts"],
-                           dtype=np.int64)[["user", "item", "rating"]]
+        return read_int_table(path, str(path), RATING_COLUMNS,
+                              names=["user", "item", "rating", "ts"])
     raise ValueError(f"{path}: no MovieLens parser for this file name")
 
 
@@ -66,6 +101,8 @@ def parse_lightgcn_adjacency(source_dir: Path, form: str, files: list[str]) -> p
                     ids = [int(p) for p in parts]
                 except ValueError as exc:
                     raise ValueError(f"{path}:{lineno}: not an integer list: {line[:80]!r}") from exc
+                if min(ids) < 0:
+                    raise ValueError(f"{path}:{lineno}: negative id in {line[:80]!r}")
                 users.extend([ids[0]] * (len(ids) - 1))
                 items.extend(ids[1:])
     return pd.DataFrame({"user": np.asarray(users, np.int64), "item": np.asarray(items, np.int64)})
@@ -83,6 +120,18 @@ def drop_ml1m_first_rating(df: pd.DataFrame, form: str) -> pd.DataFrame:
     if form != "derived_uir" and hit[0] != 0:
         raise ValueError("ml-1m: the first line of ratings.dat is not the expected 1::1193")
     return df.drop(index=df.index[hit[0]]).reset_index(drop=True)
+
+
+def check_published(stats: dict, published: dict, dataset: str, dropped_first: bool) -> None:
+    """Compare users, items and interactions with the published counts (catalog ``published``).
+    The one documented exception: ``ml1m_drop_first_line`` removes one interaction."""
+    expected = dict(published)
+    if dropped_first and "interactions" in expected:
+        expected["interactions"] -= 1
+    wrong = {k: (stats[k], v) for k, v in expected.items() if stats.get(k) != v}
+    if wrong:
+        raise ValueError(f"{dataset}: counts differ from the published ones (ours, published): "
+                         f"{wrong}; the source is not the dataset the catalog describes")
 
 
 def preprocess(raw: pd.DataFrame, drop_duplicates: bool = True) -> tuple[pd.DataFrame, dict]:

@@ -139,6 +139,15 @@ class TD3Agent:
         best = q.view(n, c).cpu().numpy().argmax(axis=1)
         return candidates[np.arange(n), best]
 
+    def critic_slope(self, state: np.ndarray, sizes: np.ndarray) -> float:
+        """Mean dQ1/d(size) at the executed sizes, per dimension: the direction the critic
+        pushes the actor (diagnostic; compare with the reward's own slope)."""
+        s = torch.from_numpy(state.astype(np.float32))
+        a = torch.from_numpy(sizes.astype(np.float32)).requires_grad_(True)
+        self.critic.q1_only(s, a).sum().backward()
+        self.critic.zero_grad(set_to_none=True)
+        return float(a.grad.mean())
+
     def target_values(self, r, s2) -> torch.Tensor:
         cfg = self.cfg
         with torch.no_grad():

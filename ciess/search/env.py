@@ -2,7 +2,6 @@
 budget through the suite's shared path, evaluated on validation (ciess.md §4-7)."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np

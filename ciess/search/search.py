@@ -54,6 +54,17 @@ def select_sizes(agent: TD3Agent, state: np.ndarray, noise: Noise, graph: SizeGr
     raise ValueError(f"noise_position must be before_walk or after_argmax, got {cfg.noise_position!r}")
 
 
+def own_size_slope(sizes: np.ndarray, q: np.ndarray) -> float:
+    """Least-squares slope of an entity's quality ratio on its own size within one iteration
+    (per dimension): what the reward pays an entity for one more dimension, other entities'
+    sizes being what they are. NaN when every entity got the same size."""
+    x = sizes.astype(float)
+    if np.ptp(x) == 0:
+        return float("nan")
+    x = x - x.mean()
+    return float(x @ (q - q.mean()) / (x @ x))
+
+
 @dataclass
 class SearchOutput:
     log: pd.DataFrame
@@ -85,9 +96,11 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict)
             step = env.step(chosen["user"], chosen["item"], episode, iteration)
             evals = {"user": step.user_eval, "item": step.item_eval}
             t0 = time.perf_counter()
-            rewards, nxt = {}, {}
+            rewards, nxt, slopes = {}, {}, {}
             for w in agents:
                 q = quality_ratio(evals[w], peak[w])
+                slopes[w] = {"own_slope_q": own_size_slope(chosen[w], q),
+                             "critic_slope": agents[w].critic_slope(state[w], chosen[w])}
                 rewards[w] = reward(evals[w], q, chosen[w].astype(float), cfg.lam,
                                     cfg.reward_quality, cfg.reward_memory)
                 nxt[w] = env.state(chosen[w].astype(float), q, w)
@@ -106,6 +119,7 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict)
                    "params": step.account["params"], "capacity": step.account["capacity"],
                    "sparsity": step.account["sparsity"], "density": step.account["density"],
                    "val_avg_user": step.means["avg"],
+                   **{f"{k}_{w}": v for w in agents for k, v in slopes[w].items()},
                    **{f"val_{m}": step.means[m] for m in METRICS},
                    "t_train_s": step.t_train, "t_eval_s": step.t_eval, "t_rl_s": t_rl}
             rows.append(row)

@@ -5,6 +5,7 @@
 rule ciess_search:
     input:
         manifest="results/data/{dataset}/split/manifest.json",
+        split_files=split_files,
         peak="results/runs/{dataset}/{model}/full/dense/seed{seed}/entity_quality.npz",
     output:
         log_csv="results/search/{dataset}/{model}/ciess-{search}/seed{seed}/search_log.csv",

@@ -55,6 +55,12 @@ def split_outputs(dataset):
     ] + [f"results/data/{dataset}/split/manifest.json"]
 
 
+def split_files(wildcards):
+    """The three split files: declared inputs of every rule that reads the split, so an edited
+    file reruns its consumers (load_split also checks them against the manifest)."""
+    return split_outputs(wildcards.dataset)[:3]
+
+
 def full_run(dataset, model, seed):
     return f"results/runs/{dataset}/{model}/full/dense/seed{seed}/metrics.json"
 
@@ -74,7 +80,10 @@ def method_inputs(method):
 
     def inputs(wildcards):
         spec = config["methods"][method]
-        out = {"manifest": f"results/data/{wildcards.dataset}/split/manifest.json"}
+        out = {
+            "manifest": f"results/data/{wildcards.dataset}/split/manifest.json",
+            "split_files": split_files(wildcards),
+        }
         if spec.get("needs_full_model", False):
             out["full_metrics"] = full_run(
                 wildcards.dataset, wildcards.model, wildcards.seed
@@ -106,6 +115,7 @@ def retrain_inputs(wildcards):
     """retrain_masked reads the split, the mask, and for rewinding methods the initial tables."""
     out = {
         "manifest": f"results/data/{wildcards.dataset}/split/manifest.json",
+        "split_files": split_files(wildcards),
         "mask": f"results/masks/{wildcards.dataset}/{wildcards.model}/{wildcards.method}/{wildcards.budget}/seed{wildcards.seed}/mask.npz",
     }
     spec = config["methods"].get(wildcards.method, {})

@@ -4,6 +4,7 @@
 rule size_response:
     input:
         manifest="results/data/{dataset}/split/manifest.json",
+        split_files=split_files,
         peak="results/runs/{dataset}/{model}/full/dense/seed{seed}/entity_quality.npz",
     output:
         table="results/diagnostics/size_response/{dataset}/{model}/seed{seed}.csv",

@@ -4,6 +4,7 @@
 rule pretrain_full:
     input:
         manifest="results/data/{dataset}/split/manifest.json",
+        split_files=split_files,
     output:
         metrics="results/runs/{dataset}/{model}/full/dense/seed{seed}/metrics.json",
         model="results/runs/{dataset}/{model}/full/dense/seed{seed}/model.pt",

@@ -5,7 +5,7 @@ import torch
 
 from baselines import MethodContext, get_method
 from ciess.logs import setup_rule_logging
-from ciess.masks import account, save_mask
+from ciess.masks import check_budget, save_mask
 from ciess.split_data import load_split
 
 log = setup_rule_logging(snakemake.log[0])  # noqa: F821
@@ -27,11 +27,9 @@ for label, path in zip(sm.params.targets, sm.output.masks):
     if target not in masks:
         raise RuntimeError(f"{sm.params.method} returned no mask for target {label}")
     mask = masks[target]
-    acct = account(mask, ctx.n_tables, gmf_dense)
-    if target is not None and 100 * acct["params"] > (100 - target) * acct["capacity"]:
-        raise RuntimeError(f"{sm.params.method} returned a mask with sparsity "
-                           f"{acct['sparsity']:.4f}, which violates the {target}% budget")
+    acct = check_budget(mask, "native" if target is None else f"c{target}", ctx.n_tables,
+                        gmf_dense, f"{sm.params.method} mask for {path}")
     mask.meta.update({k: acct[k] for k in ("params", "sparsity")})
-    save_mask(path, mask)
+    save_mask(path, mask, ctx.split.n_users, ctx.split.n_items)
     log.info("%s %s: %d params, sparsity %.4f -> %s", sm.params.method, label, acct["params"],
              acct["sparsity"], path)

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from ciess.data.fetch import load_catalog, verify_fetched
-from ciess.data.preprocess import PARSERS, drop_ml1m_first_rating, preprocess
+from ciess.data.preprocess import PARSERS, check_published, drop_ml1m_first_rating, preprocess
 from ciess.io import atomic_path, write_json
 from ciess.logs import setup_rule_logging
 
@@ -19,6 +19,8 @@ if dataset == "ml-1m" and sm.params.ml1m_drop_first_line:
 table, stats = preprocess(raw, drop_duplicates=sm.params.drop_duplicates)
 stats.update({"dataset": dataset, "source_form": provenance["form"], "source_note": provenance["note"],
               "published": catalog[dataset].get("published", {})})
+check_published(stats, stats["published"], dataset,
+                dataset == "ml-1m" and sm.params.ml1m_drop_first_line)
 log.info("%s: %d users, %d items, %d interactions (published: %s); duplicates dropped: %d",
          dataset, stats["users"], stats["items"], stats["interactions"], stats["published"],
          stats["duplicates_dropped"])

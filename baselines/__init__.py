@@ -68,15 +68,19 @@ class MethodContext:
 
 MakeMasks = Callable[[MethodContext, list], dict]
 REGISTRY: dict[str, MakeMasks] = {}  # name -> make_masks
+PARAMS: dict[str, dict | None] = {}  # name -> its `params:` keys and defaults (None: unchecked)
 BUILTIN_MODULES = ("baselines.es", "baselines.mr", "baselines.pep", "baselines.esapn",
                    "baselines.optemb")
 
 
-def register(name: str) -> Callable[[MakeMasks], MakeMasks]:
+def register(name: str, params: dict | None = None) -> Callable[[MakeMasks], MakeMasks]:
+    """Register ``make_masks`` under ``name``. ``params``: every key its config `params:` block
+    may set, with defaults; other keys are refused at DAG start (None: no check)."""
     def wrap(fn: MakeMasks) -> MakeMasks:
         if name in REGISTRY and REGISTRY[name] is not fn:
             raise ValueError(f"method '{name}' is registered twice")
         REGISTRY[name] = fn
+        PARAMS[name] = params
         return fn
     return wrap
 
@@ -94,3 +98,16 @@ def get_method(name: str, module: str | None = None) -> MakeMasks:
         raise KeyError(f"no embedding-size method '{name}' is registered (known: {sorted(REGISTRY)}); "
                        "give its module in the config (`module:`)")
     return REGISTRY[name]
+
+
+def method_params(name: str, given: dict, module: str | None = None) -> dict:
+    """The method's defaults updated with ``given``; an unknown key is an error naming it."""
+    get_method(name, module)
+    known = PARAMS.get(name)
+    if known is None:
+        return dict(given)
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise KeyError(f"config methods.{name}.params: unknown key(s) {unknown} "
+                       f"(known: {sorted(known)})")
+    return {**known, **given}

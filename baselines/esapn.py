@@ -231,9 +231,12 @@ class ESAPNSearch:
                 break
 
 
-@register("esapn")
+DEFAULTS = {"batch_size": 500, "search_epochs": 1.0, "model_lr": 1e-3, "policy_lr": 1e-4}
+
+
+@register("esapn", params=DEFAULTS)
 def make_masks(ctx: MethodContext, targets: list) -> dict:
-    p = {"batch_size": 500, "search_epochs": 1.0, "model_lr": 1e-3, "policy_lr": 1e-4, **ctx.params}
+    p = {**DEFAULTS, **ctx.params}
     out = {}
     if None in targets:  # native ESAPN: the paper's row
         search = ESAPNSearch(ctx, p, None)

@@ -170,10 +170,13 @@ class Evolution:
         return elites[0][1], elites[0][0]
 
 
-@register("optemb")
+DEFAULTS = {"alpha": 1e-4, "t_lr": 1e-4, "generations": 30, "population": 20, "crossovers": 10,
+            "mutations": 10, "elites": 15, "p_mutate": 0.1, "fitness": "avg"}
+
+
+@register("optemb", params=DEFAULTS)
 def make_masks(ctx: MethodContext, targets: list) -> dict:
-    p = {"alpha": 1e-4, "t_lr": 1e-4, "generations": 30, "population": 20, "crossovers": 10,
-         "mutations": 10, "elites": 15, "p_mutate": 0.1, "fitness": "avg", **ctx.params}
+    p = {**DEFAULTS, **ctx.params}
     split, settings = ctx.split, ctx.train_settings()
     seed_everything(ctx.seed)
     model = build_model(ctx.model, split.n_users, split.n_items, split.train, ctx.model_overrides,

@@ -38,10 +38,13 @@ def thresholded_nnz(tables) -> int:
         return int(sum(torch.count_nonzero(t.weight) for t in tables))
 
 
-@register("pep")
+DEFAULTS = {"threshold_init": -15.0, "s_lr": 1e-3, "s_weight_decay": 1e-5, "check_every": 1,
+            "max_steps": 30000, "batch_size": None, "model_lr": None}
+
+
+@register("pep", params=DEFAULTS)
 def make_masks(ctx: MethodContext, targets: list[int]) -> dict:
-    p = {"threshold_init": -15.0, "s_lr": 1e-3, "s_weight_decay": 1e-5, "check_every": 1,
-         "max_steps": 30000, "batch_size": None, "model_lr": None, **ctx.params}
+    p = {**DEFAULTS, **ctx.params}
     if any(t is None for t in targets):
         raise ValueError("PEP has no native mode: give target sparsities")
     split, settings = ctx.split, ctx.train_settings()

@@ -109,3 +109,26 @@ def file_digests(path: str | os.PathLike, algorithms=("sha256",)) -> dict[str, s
 
 def sha256_file(path: str | os.PathLike) -> str:
     return file_digests(path)["sha256"]
+
+
+def load_npz(path: str | os.PathLike, fields: tuple[str, ...]) -> dict:
+    """The named arrays of an .npz file; an unreadable, corrupt or incomplete file raises
+    ValueError naming the file (and the missing field)."""
+    import zipfile
+    import zlib
+
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [f for f in fields if f not in data.files]
+            if missing:
+                raise ValueError(f"{path}: field(s) {missing} missing (has {data.files})")
+            return {f: data[f] for f in fields}
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ValueError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") \
+            from exc
+    except ValueError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ValueError(f"{path}: not a readable .npz file ({exc})") from exc

@@ -1,12 +1,14 @@
 """Logging for workflow scripts: every rule writes its own log file, and holds a job lock.
 
-The lock (``.<log name>.lock`` beside the log, an OS file lock that dies with its process) makes
+The lock (``.<log name>.lock`` beside the log, an OS file lock that dies with its process; the
+file is removed on a normal exit) makes
 a second copy of the same job refuse to start while the first still runs: after ``kill -9`` of
 Snakemake its running jobs live on as orphans, and a rerun must not start a second writer of the
 same outputs.
 """
 from __future__ import annotations
 
+import atexit
 import fcntl
 import logging
 import os
@@ -40,6 +42,7 @@ def hold_job_lock(log_path: str | os.PathLike) -> None:
     fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
     fh.flush()
     _held.append(fh)
+    atexit.register(lock.unlink, missing_ok=True)  # a clean exit leaves no stray file
 
 
 def setup_rule_logging(log_path: str | None, level: int = logging.INFO) -> logging.Logger:

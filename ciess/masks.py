@@ -24,6 +24,8 @@ over the model's tables (NeuMF has a GMF and an MLP pair: n_tables = 2); sparsit
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,7 +92,7 @@ def checked_sizes(sizes, which: str, d_max: int = D_MAX) -> np.ndarray:
         bad = ~np.isfinite(arr) | (arr != np.round(arr))
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
-            raise MaskFileError(f"{which} sizes must be integers; {which} {k} has {arr[k]!r}")
+            raise MaskFileError(f"{which} sizes must be integers; {which} {k} has {arr[k]}")
     if len(arr) and (arr.min() < 0 or arr.max() > d_max):
         k = int(np.argmax((arr < 0) | (arr > d_max)))
         raise MaskFileError(f"{which} sizes must lie in [0, {d_max}]; {which} {k} has {arr[k]}")
@@ -229,8 +231,15 @@ def load_mask(path: str | Path, n_users: int | None = None, n_items: int | None 
     path = Path(path)
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise MaskFileError(f"{path}: not a readable .npz mask file ({exc})") from exc
+    try:
+        return _mask_from(data, path, n_users, n_items)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # e.g. Bad CRC-32
+        raise MaskFileError(f"{path}: the .npz mask file is corrupt ({exc})") from exc
+
+
+def _mask_from(data, path: Path, n_users: int | None, n_items: int | None) -> Mask:
     with data:
         if "kind" not in data:
             raise MaskFileError(f"{path}: field 'kind' is missing")

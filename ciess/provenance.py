@@ -44,6 +44,11 @@ def execution_host() -> dict:
 
 
 def run_provenance(config: dict | None = None) -> dict:
+    """Same seed, same thread count and same packages on a CPU => identical metrics; the
+    thread count is recorded because float reductions depend on it."""
+    import torch
+
     return {"packages": package_versions(), "git_revision": git_revision(),
+            "threads": torch.get_num_threads(),
             "config_hash": config_hash(config) if config is not None else None,
             **execution_host()}

@@ -16,6 +16,15 @@ from ciess.train import TrainSettings, run_masked_training
 log = logging.getLogger(__name__)
 
 
+def load_tables(path: str) -> dict:
+    """Saved initial embedding tables (PEP, OptEmb rewinding); errors name the file."""
+    try:
+        return torch.load(path, weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
+        raise ValueError(f"{path}: not a readable tables file ({type(exc).__name__}: {exc})") \
+            from exc
+
+
 def train_and_record(manifest: str, model_name: str, seed: int, train_cfg: dict,
                      final_protocol: str, model_overrides: dict, metrics_path: str,
                      mask_path: str | None = None, labels: dict | None = None,
@@ -34,7 +43,7 @@ def train_and_record(manifest: str, model_name: str, seed: int, train_cfg: dict,
     log.info("training %s on %s (%d users, %d items, %d train) with %s, seed %d, protocol %s",
              model_name, split.name, split.n_users, split.n_items, split.n_train,
              mask_path or "the full-size tables", seed, final_protocol)
-    initial = torch.load(init_state_path, weights_only=True) if init_state_path else None
+    initial = load_tables(init_state_path) if init_state_path else None
     out = run_masked_training(split, model_name, mask, seed, settings, final_protocol,
                               model_overrides, initial_tables=initial)
     record = {**(labels or {}), "dataset": split.name, "model": model_name, **out["record"],

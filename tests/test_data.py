@@ -46,6 +46,7 @@ def _catalog_for(train_path, test_path):
                                    "url": train_path.as_uri()}
     files["yelp2018/test.txt"] = {"sha256": file_digests(test_path)["sha256"],
                                   "url": test_path.as_uri()}
+    catalog["yelp2018"].pop("published")  # a small fixture, not the published dataset
     return catalog
 
 
@@ -261,16 +262,19 @@ def test_unknown_resource_key_fails_naming_it(tmp_path):
     assert proc.returncode != 0 and "gpus" in proc.stdout + proc.stderr
 
 
-def test_reference_profile_plans_full_es_mr_pep_on_ml1m_only(tmp_path):
+def test_reference_profile_plans_full_es_mr_pep_ciess_on_ml1m_only(tmp_path):
     """config/reference.yaml over the quick profile: active_methods drops ESAPN and OptEmb
-    (an override cannot delete their blocks), no CIESS search, LightGCN on ML-1M only."""
+    (an override cannot delete their blocks), one CIESS search (Table 1's default) with its
+    paper-sized budget, the size response, LightGCN on ML-1M only."""
     out = run_workflow(tmp_path / "work", "all", "-n", "--configfile",
                        str(REPO / "config/reference.yaml")).stdout
-    for rule in ("pretrain_full", "make_masks_es", "make_masks_mr", "make_masks_pep"):
+    for rule in ("pretrain_full", "make_masks_es", "make_masks_mr", "make_masks_pep",
+                 "size_response"):
         assert rule in out, rule
-    for absent in ("make_masks_esapn", "make_masks_optemb", "ciess_search", "data/ml-100k",
-                   "/ngcf/"):
+    for absent in ("make_masks_esapn", "make_masks_optemb", "data/ml-100k", "/ngcf/",
+                   "ciess-g-norw", "ciess-ou"):
         assert absent not in out, absent
+    assert re.search(r"ciess_search\s+1\n", out)
     assert re.search(r"retrain_masked\s+9\n", out)  # 3 methods x 3 budgets
 
 

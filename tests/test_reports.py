@@ -19,7 +19,8 @@ def _record(tmp_path, method, budget, seed, recall20, model="lightgcn", dataset=
     metrics = {m: recall20 for m in ("recall@5", "recall@10", "recall@20", "ndcg@5",
                                      "ndcg@10", "ndcg@20", "avg")}
     rec = {"dataset": dataset, "model": model, "method": method, "budget": budget, "seed": seed,
-           "status": status, "valid": metrics, "test": metrics, "params": 1000, "sparsity": 0.9}
+           "status": status, "valid": metrics, "test": metrics, "params": 1000, "capacity": 10000,
+           "sparsity": 0.9, "data_manifest_sha256": "d0"}
     path = tmp_path / f"{method}-{budget}-{seed}-{model}.json"
     path.write_text(json.dumps(rec))
     return path

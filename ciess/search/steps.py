@@ -10,7 +10,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from ciess.io import atomic_path, read_json, write_json
+from ciess.io import atomic_path, load_npz, read_json, write_json
 from ciess.masks import save_mask, sizes_mask
 from ciess.search.selection import BudgetNotReached, top_candidates
 
@@ -42,11 +42,11 @@ def write_candidates(log_csv, out_csv, pct: int, pool: str, l: int, eligibility:
 def write_candidate_mask(masks_npz, episode: int, iteration: int, out, meta: dict,
                          log: logging.Logger) -> None:
     """The mask executed at (episode, iteration) of a search, in the shared mask format."""
-    with np.load(masks_npz) as masks:
-        hit = np.flatnonzero((masks["episode"] == episode) & (masks["iteration"] == iteration))
-        if len(hit) != 1:
-            raise KeyError(f"{masks_npz}: no mask for episode {episode} iteration {iteration}")
-        user, item = masks["user_sizes"][hit[0]], masks["item_sizes"][hit[0]]
+    masks = load_npz(masks_npz, ("episode", "iteration", "user_sizes", "item_sizes"))
+    hit = np.flatnonzero((masks["episode"] == episode) & (masks["iteration"] == iteration))
+    if len(hit) != 1:
+        raise KeyError(f"{masks_npz}: no mask for episode {episode} iteration {iteration}")
+    user, item = masks["user_sizes"][hit[0]], masks["item_sizes"][hit[0]]
     save_mask(out, sizes_mask(user, item, episode=episode, iteration=iteration, **meta))
     log.info("mask of episode %d iteration %d: mean size user %.2f item %.2f", episode,
              iteration, user.mean(), item.mean())

@@ -11,6 +11,21 @@ if "active_methods" in config:  # an override cannot delete `methods:` blocks: s
             f"config active_methods: {_unknown} not among methods {sorted(config['methods'])}"
         )
     config["methods"] = {m: config["methods"][m] for m in config["active_methods"]}
+
+
+def _check_config():
+    import yaml
+
+    from baselines import method_params
+    from ciess.config_checks import check_config
+    from ciess.models import model_defaults
+
+    with open(workflow.source_path("../schemas/config.schema.yaml")) as fh:
+        schema = yaml.safe_load(fh)
+    check_config(config, schema, model_defaults, method_params)
+
+
+_check_config()
 if "neumf" in config["models"] and not config["model_overrides"].get("neumf", {}).get(
     "mask_gmf", True
 ):

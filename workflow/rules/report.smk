@@ -2,24 +2,26 @@
 
 
 rule aggregate_results:
+    # update(): Snakemake keeps the previous tables until this job succeeds, and restores them
+    # when it fails (a metrics record that fails its checks leaves the last good tables in place)
     input:
         metrics=all_metric_files(),
         paper=PAPER_CSV,
     output:
-        results=RESULTS_CSV,
-        provenance=PROVENANCE_CSV,
+        results=update(RESULTS_CSV),
+        provenance=update(PROVENANCE_CSV),
         table1_csv=report(
-            "results/tables/table1.csv",
+            update("results/tables/table1.csv"),
             caption="../report/table1.rst",
             category="Tables",
         ),
-        table1_tex="results/tables/table1.tex",
+        table1_tex=update("results/tables/table1.tex"),
         table2_csv=report(
-            "results/tables/table2.csv",
+            update("results/tables/table2.csv"),
             caption="../report/table2.rst",
             category="Tables",
         ),
-        table2_tex="results/tables/table2.tex",
+        table2_tex=update("results/tables/table2.tex"),
     log:
         "results/logs/aggregate_results.log",
     conda:

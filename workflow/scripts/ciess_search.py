@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from ciess.io import atomic_path
+from ciess.io import atomic_path, load_npz
 from ciess.logs import setup_rule_logging
 from ciess.search.agent import TD3Settings
 from ciess.search.env import SizeSearchEnv
@@ -16,7 +16,7 @@ wc = sm.wildcards
 torch.set_num_threads(sm.threads)
 p = sm.params.search
 split = load_split(sm.input.manifest)
-peak = np.load(sm.input.peak)
+peak = load_npz(sm.input.peak, ("user_quality", "item_quality"))
 train = TrainSettings.from_config({**sm.params.train, "device": resolve_device(sm.params.train["device"])})
 env = SizeSearchEnv(split, wc.model, peak["user_quality"], peak["item_quality"],
                     p["budget"]["unit"], p["budget"]["value"], train, sm.params.model_overrides,

@@ -94,3 +94,31 @@ def summary_lines(wide: pd.DataFrame, tolerance_pct: float = 5.0) -> list[str]:
                      f"the paper; Δ% from {deltas.min():+.1f} to {deltas.max():+.1f}, "
                      f"median {pd.Series(deltas).median():+.1f}")
     return lines
+
+
+ORDER_METRICS = ("recall@20", "ndcg@20")
+
+
+def ordering(rows: pd.DataFrame, chain=("CIESS", "ES", "MR")) -> pd.DataFrame:
+    """Per (dataset, model, protocol, budget, metric): does chain[0] > chain[1] > chain[2] hold in
+    the mean over seeds, by how much (relative, %), on how many seeds, and a paired t-test over
+    the seeds two methods share (p; None below 2 shared seeds)."""
+    from ciess.reports import paired_test
+
+    rows = rows[rows["method_label"].isin(chain) & rows["metric"].isin(ORDER_METRICS)]
+    out = []
+    keys = ["dataset", "model", "protocol", "budget", "metric"]
+    for key, g in rows.groupby(keys):
+        per = {m: g[g["method_label"] == m].set_index("seed")["value"] for m in chain}
+        if any(s.empty for s in per.values()):
+            continue
+        row = dict(zip(keys, key))
+        for m in chain:
+            row[f"{m} mean"] = per[m].mean()
+            row[f"{m} seeds"] = len(per[m])
+        for a, b in zip(chain, chain[1:]):
+            row[f"{a} vs {b} Δ%"] = 100 * (per[a].mean() - per[b].mean()) / per[b].mean()
+            row[f"{a} vs {b} p"] = paired_test(per[a], per[b])
+        row["holds"] = all(per[a].mean() > per[b].mean() for a, b in zip(chain, chain[1:]))
+        out.append(row)
+    return pd.DataFrame(out)

@@ -3,7 +3,8 @@
     python -m ciess.snapshot RESULTS_DIR results/reference/NAME --profile config/reference.yaml
 
 copies from a run's ``results/`` folder what a reader needs to check its numbers, and nothing
-heavy: every metrics JSON, every mask, CIESS search logs and selections, the tables, the figures,
+heavy: every metrics JSON, every mask, CIESS search logs, executed masks, candidates and
+selections, the tables, the figures,
 the rendered notebooks, labelled side runs under ``diagnostics/`` and every rule's log (never
 model weights or initial tables). Machine-specific paths in copied text (the run folder, this
 repository, the data mirror) become ``<run>``, ``<repo>``, ``<mirror>``. Before anything is
@@ -29,9 +30,10 @@ from ciess.io import read_json, sha256_file
 from ciess.masks import count_params, load_mask, meets_budget
 
 MAX_BYTES = 20 * 1024 * 1024
-KEEP_NAMES = ("metrics.json", "mask.npz", "search_log.csv", "selection.csv", "candidates.csv",
-              "stats.json", "manifest.json", "provenance.json")
+KEEP_NAMES = ("metrics.json", "mask.npz", "search_log.csv", "masks.npz", "selection.csv",
+              "candidates.csv", "stats.json", "manifest.json", "provenance.json")
 KEEP_TOP = {"tables": (".csv", ".tex"), "figures": (".png", ".pdf", ".svg", ".csv"),
+            "search": (".csv",),  # CIESS candidates per budget and pool
             "notebooks": (".html",),
             "diagnostics": (".json", ".log", ".csv", ".md")}  # labelled side runs, never tables
 TEXT_SUFFIXES = (".json", ".log", ".csv", ".md", ".html", ".tex")

@@ -165,3 +165,23 @@ def test_ciess_search_notebook_shows_reward_size_trajectory_and_popularity(tmp_p
     assert "80%, 90%" in html and "95%" not in html.split("budgets crossed")[1].split("</tr>")[0]
     per_episode = pd.read_csv(tmp_path / "f.csv")
     assert list(per_episode["mean_action_user"]) == [32.0, 12.0]
+
+
+def test_ordering_check_states_whether_ciess_beats_es_beats_mr():
+    from ciess.reference import ordering
+    rows = []
+    for method, values in (("CIESS", (0.30, 0.32)), ("ES", (0.28, 0.29)), ("MR", (0.25, 0.30))):
+        for seed, v in enumerate(values):
+            for metric in ("recall@20", "ndcg@20", "recall@5"):
+                rows.append({"dataset": "ml-1m", "model": "lightgcn", "protocol": "merge_fixed",
+                             "budget": "c80", "metric": metric, "method_label": method,
+                             "seed": seed, "value": v})
+    order = ordering(pd.DataFrame(rows))
+    assert len(order) == 2  # recall@20 and ndcg@20 only
+    r = order.iloc[0]
+    assert r["CIESS mean"] == pytest.approx(0.31) and r["CIESS seeds"] == 2
+    assert r["CIESS vs ES Δ%"] == pytest.approx(100 * (0.31 - 0.285) / 0.285)
+    assert r["holds"]  # 0.31 > 0.285 > 0.275
+    assert r["CIESS vs ES p"] is not None
+    one_seed = ordering(pd.DataFrame([x for x in rows if x["seed"] == 0 or x["method_label"] != "CIESS"]))
+    assert one_seed.iloc[0]["CIESS vs ES p"] is None and one_seed.iloc[0]["CIESS seeds"] == 1

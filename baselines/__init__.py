@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ciess.masks import Mask
+from ciess.masks import D_MAX, Mask
 from ciess.split_data import SplitData
 
-N_TABLES = {"lightgcn": 1, "ngcf": 1, "neumf": 2}
 # Methods that implement NeuMF's `mask_gmf: false` (the official code: GMF tables dense at the
 # widest size, only the MLP tables sized). The workflow refuses the setting for any other method.
 DENSE_GMF_METHODS = ("es",)
@@ -41,7 +40,9 @@ class MethodContext:
 
     @property
     def n_tables(self) -> int:
-        return N_TABLES[self.model]
+        from ciess.models import MODELS
+
+        return MODELS[self.model].n_tables
 
     def train_settings(self):
         from ciess.train import TrainSettings, resolve_device
@@ -52,7 +53,7 @@ class MethodContext:
     def meta(self, method: str, target_pct: int | None, **extra) -> dict:
         return {"dataset": self.split.name, "model": self.model, "method": method,
                 "target_sparsity": None if target_pct is None else target_pct / 100,
-                "seed": self.seed, "d_max": 128, **extra}
+                "seed": self.seed, "d_max": D_MAX, **extra}
 
     def save_init_state(self, tables: dict) -> None:
         """Save the step-0 embedding tables that retraining rewinds to (PEP, OptEmb)."""

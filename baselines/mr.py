@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from baselines import MethodContext, register
-from ciess.masks import budget_params, sizes_mask
+from ciess.masks import D_MAX, budget_params, sizes_mask
 
 
 def draw_sizes(n: int, target_pct: int, rng: np.random.Generator) -> np.ndarray:
     """Uniform on {1, ..., D}, D = round(2 * 128 * (1 - c)) - 1 (the CIESS code's block)."""
-    top = round(2 * 128 * (100 - target_pct) / 100) - 1
+    top = round(2 * D_MAX * (100 - target_pct) / 100) - 1
     return rng.integers(1, top + 1, n)
 
 

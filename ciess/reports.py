@@ -180,14 +180,6 @@ def mark_best(df: pd.DataFrame, value: str, block: list[str]) -> pd.Series:
     return flags
 
 
-def to_latex(df: pd.DataFrame, caption: str) -> str:
-    cols = ["dataset", "model", "budget", "method_label", "metric", "ours", "paper", "abs_diff"]
-    view = df.assign(ours=[("\\textbf{%s}" if b else "%s") % s for s, b in
-                           zip(df["ours_text"], df["best_ours"])])
-    return view[cols].to_latex(index=False, escape=False, caption=caption, na_rep="--",
-                               float_format="%.4f")
-
-
 def format_table(merged: pd.DataFrame, block: list[str]) -> pd.DataFrame:
     merged = merged.copy()
     merged["ours_text"] = [

@@ -185,3 +185,36 @@ def test_ordering_check_states_whether_ciess_beats_es_beats_mr():
     assert r["CIESS vs ES p"] is not None
     one_seed = ordering(pd.DataFrame([x for x in rows if x["seed"] == 0 or x["method_label"] != "CIESS"]))
     assert one_seed.iloc[0]["CIESS vs ES p"] is None and one_seed.iloc[0]["CIESS seeds"] == 1
+
+
+def test_table1_wide_layout_and_longtable(tmp_path):
+    from ciess.tables import to_longtable, wide_table
+    files = [_record(tmp_path, m, "c80", s, v) for m, v in (("es", 0.20), ("ciess-g-rw-lam0.4", 0.24))
+             for s in (0, 1)]
+    results = collect(files)
+    merged = format_table(beside_paper(summarise(results, table1_rows(results, {"ml-1m": 0.4})),
+                                       PAPER, "table1"), ["dataset", "model", "budget", "metric"])
+    wide = wide_table(merged)
+    for metric in ("R@5", "R@20", "N@5", "N@20"):
+        assert {f"{metric} ours", f"{metric} paper", f"{metric} Δ%"} <= set(wide.columns)
+    es = wide[(wide["method_label"] == "ES") & (wide["budget"] == "c80") & (wide["model"] == "LightGCN")
+              & (wide["dataset"] == "ml-1m")].iloc[0]
+    assert es["R@20 ours"] == "0.2000 ± 0.0000" and es["R@20 paper"] == pytest.approx(0.2248)
+    assert es["R@20 Δ%"] == pytest.approx(100 * (0.2 - 0.2248) / 0.2248)
+    ciess = wide[(wide["method_label"] == "CIESS") & (wide["budget"] == "c80")
+                 & (wide["model"] == "LightGCN") & (wide["dataset"] == "ml-1m")].iloc[0]
+    assert ciess["R@20 best ours"] and not es["R@20 best ours"]
+    assert len(wide) < len(merged) / 3  # one row per method and budget, not per metric
+    tex = to_longtable(wide, "Table 1:", "table1")
+    assert tex.count("\\begin{longtable}") == wide.groupby(["dataset", "model"]).ngroups
+    assert "\\textbf{0.2400 ± 0.0000}" in tex and "$\\Delta$\\%" in tex and "-11.0" in tex
+
+
+def test_styled_wide_table_renders_with_bold_best(tmp_path):
+    from ciess.tables import styled, wide_table
+    files = [_record(tmp_path, m, "c80", 0, v) for m, v in (("es", 0.20), ("ciess-g-rw-lam0.4", 0.24))]
+    results = collect(files)
+    merged = format_table(beside_paper(summarise(results, table1_rows(results, {"ml-1m": 0.4})),
+                                       PAPER, "table1"), ["dataset", "model", "budget", "metric"])
+    html = styled(wide_table(merged)).to_html()
+    assert "font-weight: bold" in html and "best ours" not in html and "0.2400" in html

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-D_MAX = 128
+from ciess.masks import D_MAX
 
 
 def to_size(tanh_out: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 
 from ciess.evaluate import METRICS
+from ciess.masks import D_MAX
 from ciess.search.agent import TD3Agent, TD3Settings
 from ciess.search.env import SizeSearchEnv, quality_ratio, reward
 from ciess.search.noise import Noise
@@ -43,14 +44,14 @@ def select_sizes(agent: TD3Agent, state: np.ndarray, noise: Noise, graph: SizeGr
     actor = agent.act(state)
     eps = noise.sample()
     if not cfg.random_walk:
-        return np.clip(np.rint(actor + eps), 1, 128).astype(np.int64)
+        return np.clip(np.rint(actor + eps), 1, D_MAX).astype(np.int64)
     if cfg.noise_position == "before_walk":
-        start = np.clip(np.rint(actor + eps), 1, 128).astype(np.int64)
+        start = np.clip(np.rint(actor + eps), 1, D_MAX).astype(np.int64)
         return agent.best_candidate(state, graph.walk(start, cfg.walk_steps, rng))
     if cfg.noise_position == "after_argmax":
-        start = np.clip(np.rint(actor), 1, 128).astype(np.int64)
+        start = np.clip(np.rint(actor), 1, D_MAX).astype(np.int64)
         chosen = agent.best_candidate(state, graph.walk(start, cfg.walk_steps, rng))
-        return np.clip(np.rint(chosen + eps), 1, 128).astype(np.int64)
+        return np.clip(np.rint(chosen + eps), 1, D_MAX).astype(np.int64)
     raise ValueError(f"noise_position must be before_walk or after_argmax, got {cfg.noise_position!r}")
 
 
@@ -79,12 +80,12 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict)
     agents = {"user": TD3Agent(nu, cfg.td3, rng), "item": TD3Agent(ni, cfg.td3, rng)}
     noises = {w: Noise(cfg.noise, n, cfg.noise_scope, rng, **cfg.noise_params)
               for w, n in (("user", nu), ("item", ni))}
-    graph = SizeGraph(128, cfg.walk_threshold)
+    graph = SizeGraph(D_MAX, cfg.walk_threshold)
     peak = {"user": env.peak_user, "item": env.peak_item}
     q0 = 1.0 if cfg.init_quality == "one" else 0.5
     rows, all_u, all_i = [], [], []
     for episode in range(1, cfg.episodes + 1):
-        sizes = {"user": np.full(nu, 128), "item": np.full(ni, 128)}
+        sizes = {"user": np.full(nu, D_MAX), "item": np.full(ni, D_MAX)}
         state = {w: env.state(sizes[w], np.full(len(sizes[w]), q0), w) for w in sizes}
         for noise in noises.values():
             noise.reset()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-D_MAX = 128
+from ciess.masks import D_MAX
 
 
 class SizeGraph:

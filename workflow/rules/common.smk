@@ -348,12 +348,23 @@ def fig3_logs():
     return logs
 
 
+def repo_path(relative):
+    """A file of this repository, relative to the working directory (the repository root in
+    normal use): paths in params and inputs then survive moving or copying the clone."""
+    import os
+
+    return os.path.relpath(os.path.join(workflow.basedir, relative))
+
+
 def reference_snapshots():
     """Shipped reference snapshots (results/reference/<name>/ in the repository)."""
     from pathlib import Path
 
     root = Path(workflow.basedir) / "results" / "reference"
-    return sorted(str(p.parent) for p in root.glob("*/provenance.json"))
+    return sorted(
+        repo_path(p.parent.relative_to(workflow.basedir))
+        for p in root.glob("*/provenance.json")
+    )
 
 
 def reference_inputs():
@@ -366,7 +377,7 @@ def reference_inputs():
     return out
 
 
-PAPER_CSV = f"{workflow.basedir}/notebooks/reference/paper_results.csv"
+PAPER_CSV = repo_path("notebooks/reference/paper_results.csv")
 RESULTS_CSV = "results/tables/results.csv"
 PROVENANCE_CSV = "results/tables/provenance.csv"
 NOTEBOOKS = {
@@ -379,12 +390,12 @@ NOTEBOOKS = {
         "inputs": lambda: ["results/tables/table2.csv", PROVENANCE_CSV],
         "figures": [],
     },
-    "fig3_random_walk": {"inputs": fig3_logs, "figures": ["png", "csv"]},
-    "fig4_lambda": {"inputs": lambda: [RESULTS_CSV], "figures": ["png", "csv"]},
-    "fig5_episodes": {"inputs": lambda: [RESULTS_CSV], "figures": ["png", "csv"]},
-    "pareto": {"inputs": lambda: [RESULTS_CSV], "figures": ["png", "csv"]},
-    "size_response": {"inputs": size_response_tables, "figures": ["png", "csv"]},
-    "ciess_search": {"inputs": main_search_inputs, "figures": ["png", "csv"]},
+    "fig3_random_walk": {"inputs": fig3_logs, "figures": ["png", "pdf", "csv"]},
+    "fig4_lambda": {"inputs": lambda: [RESULTS_CSV], "figures": ["png", "pdf", "csv"]},
+    "fig5_episodes": {"inputs": lambda: [RESULTS_CSV], "figures": ["png", "pdf", "csv"]},
+    "pareto": {"inputs": lambda: [RESULTS_CSV], "figures": ["png", "pdf", "csv"]},
+    "size_response": {"inputs": size_response_tables, "figures": ["png", "pdf", "csv"]},
+    "ciess_search": {"inputs": main_search_inputs, "figures": ["png", "pdf", "csv"]},
 }
 
 
@@ -402,7 +413,11 @@ def notebook_parameters(name, input, output):
     """The notebook's `parameters` cell values, as YAML for papermill -y."""
     import json
 
-    p = {"figure_png": output.get("figure_png"), "data_csv": output.get("figure_csv")}
+    p = {
+        "figure_png": output.get("figure_png"),
+        "data_csv": output.get("figure_csv"),
+        "profile": config["profile"],
+    }
     if name in ("table1", "table2"):
         p = {
             "table_csv": input.data[0],

@@ -42,7 +42,7 @@ for _nb, _spec in NOTEBOOKS.items():
         name:
             f"render_{_nb}"
         input:
-            notebook=f"{workflow.basedir}/notebooks/{_nb}.ipynb",
+            notebook=repo_path(f"notebooks/{_nb}.ipynb"),
             data=_spec["inputs"](),
         output:
             **notebook_figures(_nb),
@@ -61,4 +61,4 @@ for _nb, _spec in NOTEBOOKS.items():
         shell:
             "papermill {input.notebook} {output.ipynb} -k python3 --log-output "
             "-y {params.parameters:q} > {log} 2>&1 && "
-            "jupyter nbconvert --to html {output.ipynb} --output-dir results/notebooks >> {log} 2>&1"
+            "jupyter nbconvert --to html --no-input {output.ipynb} --output-dir results/notebooks >> {log} 2>&1"

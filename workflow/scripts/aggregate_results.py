@@ -4,7 +4,8 @@ import pandas as pd
 from ciess.io import atomic_path, write_text
 from ciess.logs import setup_rule_logging
 from ciess.reports import (beside_paper, collect, format_table, provenance_table, summarise,
-                           table1_rows, table2_rows, to_latex)
+                           table1_rows, table2_rows)
+from ciess.tables import to_longtable, wide_table
 
 log = setup_rule_logging(snakemake.log[0])  # noqa: F821
 sm = snakemake  # noqa: F821
@@ -20,14 +21,15 @@ log.info("provenance: %d runs, git revisions %s, devices %s", len(provenance),
          provenance["git_revision"].unique().tolist(), provenance["device"].unique().tolist())
 paper = pd.read_csv(sm.input.paper)
 default_lambda = sm.params.default_lambda
-for name, rows, block in (("table1", table1_rows(results, default_lambda),
-                           ["dataset", "model", "budget", "metric"]),
-                          ("table2", table2_rows(results, default_lambda),
-                           ["dataset", "model", "budget", "metric"])):
-    merged = format_table(beside_paper(summarise(results, rows), paper, name), block)
+for name, rows, variants in (("table1", table1_rows(results, default_lambda), ()),
+                             ("table2", table2_rows(results, default_lambda),
+                              ("noise", "random_walk"))):
+    merged = format_table(beside_paper(summarise(results, rows), paper, name),
+                          ["dataset", "model", "budget", "metric"])
     with atomic_path(sm.output[f"{name}_csv"]) as tmp:
         merged.to_csv(tmp, index=False)
-    write_text(sm.output[f"{name}_tex"], to_latex(
-        merged, f"{name}: this suite (mean ± std over seeds) beside Qu et al., SIGIR'23"))
+    write_text(sm.output[f"{name}_tex"], to_longtable(
+        wide_table(merged, variants), f"{name.capitalize()}: this suite beside Qu et al., "
+        "SIGIR'23,", name))
     log.info("%s: %d cells with our values, %d with the paper's", name, merged["mean"].notna().sum(),
              merged["paper"].notna().sum())

@@ -75,10 +75,10 @@ def verify_run(metrics_path: Path, results: Path, manifests: dict[str, dict]) ->
                                 f"(sha256 differs from the recorded {rec.get('mask_sha256')})")
         budget = rec.get("budget", "")
         if re.fullmatch(r"c\d+", budget):
-            gmf_dense = rec.get("model") == "neumf" and not (
-                rec.get("model_hparams") or {}).get("mask_gmf", True)
+            from ciess.models import gmf_dense
+
             params = count_params(load_mask(mask_path, manifest["users"], manifest["items"]),
-                                  rec["n_tables"], gmf_dense)
+                                  rec["n_tables"], gmf_dense(rec.get("model"), rec.get("model_hparams")))
             if params != rec["params"] or not meets_budget(
                     params, int(budget[1:]), manifest["users"], manifest["items"],
                     rec["n_tables"]):

@@ -18,7 +18,7 @@ import torch
 
 from ciess.evaluate import EvalResult, evaluate
 from ciess.masks import Mask, account
-from ciess.models import build_model, rewind_tables
+from ciess.models import build_model, gmf_dense, rewind_tables
 from ciess.sampler import TripleSampler
 from ciess.split_data import SplitData, merge_train_valid
 
@@ -254,8 +254,7 @@ def run_masked_training(split: SplitData, model_name: str, mask: Mask | None, se
         test_by_protocol[final_protocol] = {k: float(v) for k, v in test.means.items()}
     wall = time.perf_counter() - t0
     n_tables = model.n_tables
-    gmf_dense = model_name == "neumf" and not model.hparams.get("mask_gmf", True)
-    acct = account(mask, n_tables, gmf_dense) if mask is not None else {
+    acct = account(mask, n_tables, gmf_dense(model_name, model.hparams)) if mask is not None else {
         "params": model.masked_nnz(), "sparsity": 0.0, "density": 1.0,
         "capacity": model.masked_nnz()}
     per_epoch = split.batches_per_epoch(settings.batch_size)

@@ -275,7 +275,7 @@ def test_reference_profile_plans_full_es_mr_pep_ciess_on_ml1m_only(tmp_path):
                    "ciess-g-norw", "ciess-ou"):
         assert absent not in out, absent
     assert re.search(r"ciess_search\s+1\n", out)
-    assert re.search(r"retrain_masked\s+9\n", out)  # 3 methods x 3 budgets
+    assert re.search(r"retrain_masked\s+18\n", out)  # 3 methods x 3 budgets x 2 seeds
 
 
 @pytest.mark.parametrize("override,message", [

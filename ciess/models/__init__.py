@@ -413,6 +413,12 @@ def rewind_tables(model: nn.Module, initial: dict[str, torch.Tensor]) -> None:
 MODELS = {"lightgcn": MaskedLightGCN, "ngcf": MaskedNGCF, "neumf": MaskedNeuMF}
 
 
+def gmf_dense(model_name: str, overrides: dict | None) -> bool:
+    """NeuMF's code option `mask_gmf: false`: the GMF tables stay dense at the widest size and
+    only the MLP tables follow the mask (counted so by ``masks.account``)."""
+    return model_name == "neumf" and not (overrides or {}).get("mask_gmf", True)
+
+
 def model_defaults(name: str) -> dict:
     if name not in MODELS:
         raise KeyError(f"unknown model '{name}' (known: {sorted(MODELS)})")
@@ -430,7 +436,7 @@ def build_model(name: str, n_users: int, n_items: int, train: sp.csr_matrix,
                         NEG_PREFIX="neg_", LABEL_FIELD="label", device=torch.device(device))
     model = MODELS[name](cfg, SplitAdapter(n_users, n_items, train)).to(device)
     model.hparams = params
-    model.apply_mask(mask, gmf_common_prefix=(name == "neumf" and not params.get("mask_gmf", True)))
+    model.apply_mask(mask, gmf_common_prefix=gmf_dense(name, params))
     if narrow and mask is not None:
         model.narrow_to_mask()
     return model

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ciess.masks import D_MAX, account, sizes_mask
-from ciess.models import build_model
+from ciess.models import build_model, gmf_dense
 from ciess.split_data import SplitData
 from ciess.train import TrainSettings, seed_everything, train_model
 
@@ -67,7 +67,7 @@ class SizeSearchEnv:
         self.overrides = model_overrides
         self.pop_user = encode_popularity(np.asarray(split.train.sum(axis=1)).ravel())
         self.pop_item = encode_popularity(np.asarray(split.train.sum(axis=0)).ravel())
-        self.gmf_dense = model_name == "neumf" and not model_overrides.get("mask_gmf", True)
+        self.gmf_dense = gmf_dense(model_name, model_overrides)
 
     def state(self, sizes: np.ndarray, q: np.ndarray, which: str) -> np.ndarray:
         pop = self.pop_user if which == "user" else self.pop_item

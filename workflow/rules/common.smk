@@ -26,9 +26,9 @@ def _check_config():
 
 
 _check_config()
-if "neumf" in config["models"] and not config["model_overrides"].get("neumf", {}).get(
-    "mask_gmf", True
-):
+from ciess.models import gmf_dense
+
+if "neumf" in config["models"] and gmf_dense("neumf", config["model_overrides"].get("neumf")):
     from baselines import DENSE_GMF_METHODS
 
     _unsupported = sorted(set(config["methods"]) - set(DENSE_GMF_METHODS))
@@ -183,6 +183,11 @@ def parse_search(label):
     return CODE_NOISE[code], walk == "rw", float(lam[3:])
 
 
+def ciess_seeds():
+    """Seeds of the CIESS searches: `ciess.seeds` (searches cost the most), else the profile's."""
+    return config["ciess"].get("seeds", config["seeds"])
+
+
 def default_search(dataset):
     return search_label("gaussian", True, config["ciess"]["lambda"][dataset])
 
@@ -232,19 +237,11 @@ def ciess_results():
             pools += interval_pools()
         for pool in pools:
             for b in budgets:
-                for seed in config["seeds"]:
+                for seed in ciess_seeds():
                     out.append(
                         f"results/runs/{dataset}/{model}/{ciess_method(search, pool)}/{b}/seed{seed}/metrics.json"
                     )
     return out
-
-
-def ciess_search_logs():
-    return [
-        f"results/search/{d}/{m}/ciess-{s}/seed{seed}/search_log.csv"
-        for d, m, s in ciess_searches()
-        for seed in config["seeds"]
-    ]
 
 
 def main_searches():
@@ -256,7 +253,7 @@ def main_searches():
             continue
         if search != default_search(dataset):
             continue
-        for seed in config["seeds"]:
+        for seed in ciess_seeds():
             base = f"results/search/{dataset}/{model}/ciess-{search}/seed{seed}"
             out.append({
                 "dataset": dataset, "model": model, "search": search, "seed": seed,
@@ -343,7 +340,7 @@ def fig3_logs():
             if (dataset, "lightgcn", search) in ciess_searches():
                 logs += [
                     f"results/search/{dataset}/lightgcn/ciess-{search}/seed{s}/search_log.csv"
-                    for s in config["seeds"]
+                    for s in ciess_seeds()
                 ]
     return logs
 

@@ -6,6 +6,7 @@ import torch
 from baselines import MethodContext, get_method
 from ciess.logs import setup_rule_logging
 from ciess.masks import check_budget, save_mask
+from ciess.models import gmf_dense
 from ciess.split_data import load_split
 
 log = setup_rule_logging(snakemake.log[0])  # noqa: F821
@@ -21,14 +22,13 @@ ctx = MethodContext(
 )
 targets = [None if t == "native" else int(t) for t in sm.params.targets]
 masks = get_method(sm.params.method, sm.params.module)(ctx, targets)
-gmf_dense = wc.model == "neumf" and not sm.params.model_overrides.get("mask_gmf", True)
 for label, path in zip(sm.params.targets, sm.output.masks):
     target = None if label == "native" else int(label)
     if target not in masks:
         raise RuntimeError(f"{sm.params.method} returned no mask for target {label}")
     mask = masks[target]
     acct = check_budget(mask, "native" if target is None else f"c{target}", ctx.n_tables,
-                        gmf_dense, f"{sm.params.method} mask for {path}")
+                        gmf_dense(wc.model, sm.params.model_overrides), f"{sm.params.method} mask for {path}")
     mask.meta.update({k: acct[k] for k in ("params", "sparsity")})
     save_mask(path, mask, ctx.split.n_users, ctx.split.n_items)
     log.info("%s %s: %d params, sparsity %.4f -> %s", sm.params.method, label, acct["params"],

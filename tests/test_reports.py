@@ -218,3 +218,23 @@ def test_styled_wide_table_renders_with_bold_best(tmp_path):
                                        PAPER, "table1"), ["dataset", "model", "budget", "metric"])
     html = styled(wide_table(merged)).to_html()
     assert "font-weight: bold" in html and "best ours" not in html and "0.2400" in html
+
+
+def test_fidelity_notebook_plots_every_comparable_cell_of_the_shipped_snapshot(tmp_path):
+    import nbformat
+    import papermill
+    pd.DataFrame(columns=["dataset", "model", "method_label", "budget", "metric", "mean", "count",
+                          "paper"]).to_csv(tmp_path / "t1.csv", index=False)
+    out = tmp_path / "nb.ipynb"
+    papermill.execute_notebook(str(REPO / "notebooks/fidelity.ipynb"), str(out),
+                               parameters={"table_csv": str(tmp_path / "t1.csv"),
+                                           "paper_csv": str(REPO / "notebooks/reference/paper_results.csv"),
+                                           "reference_snapshots": [str(REPO / "results/reference/ml-1m-lightgcn")],
+                                           "profile": "quick", "figure_png": str(tmp_path / "f.png"),
+                                           "data_csv": str(tmp_path / "f.csv")},
+                               kernel_name="python3", progress_bar=False, cwd=str(tmp_path))
+    outputs = [o for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    cells = pd.read_csv(tmp_path / "f.csv")
+    assert len(cells) >= 24 and cells["source"].str.startswith("reference snapshot").all()
+    assert cells["delta_pct"].abs().max() < 50  # every cell is matched to its own paper value

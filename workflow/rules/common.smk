@@ -393,6 +393,10 @@ NOTEBOOKS = {
     "pareto": {"inputs": lambda: [RESULTS_CSV], "figures": ["png", "pdf", "csv"]},
     "size_response": {"inputs": size_response_tables, "figures": ["png", "pdf", "csv"]},
     "ciess_search": {"inputs": main_search_inputs, "figures": ["png", "pdf", "csv"]},
+    "fidelity": {
+        "inputs": lambda: ["results/tables/table1.csv", PAPER_CSV] + reference_inputs(),
+        "figures": ["png", "pdf", "csv"],
+    },
 }
 
 
@@ -427,6 +431,10 @@ def notebook_parameters(name, input, output):
     elif name == "fig3_random_walk":
         p["search_logs"] = list(input.data)
         p["per_episode"] = "mean"
+    elif name == "fidelity":
+        p["table_csv"] = input.data[0]
+        p["paper_csv"] = input.data[1]
+        p["reference_snapshots"] = reference_snapshots()
     elif name == "ciess_search":
         p["searches"] = main_searches()
         p["budgets"] = config["ciess"]["selection"]["budgets"]

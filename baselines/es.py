@@ -1,5 +1,5 @@
 """ES: one equal size for every user and item, the largest that meets the budget
-(the baselines spec §2: floor((1 - c) * 128) -> 25 / 12 / 6)."""
+(docs/baselines.md §2: floor((1 - c) * 128) -> 25 / 12 / 6)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,5 @@
 """ESAPN: per-entity keep/enlarge policies over candidate sizes, trained with REINFORCE
-(the baselines spec §5, the benchmark's CF adaptation §5.2).
+(docs/baselines.md §5, the benchmark's CF adaptation §5.2).
 
 The recommender is the shared 128-wide masked model; an entity's size is a prefix of its row,
 starting at 2 and only growing through {2, 4, 8, 16, 64, 128}. Per batch of BPR triples:

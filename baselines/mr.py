@@ -1,5 +1,5 @@
 """MR: mixed random sizes, uniform per entity, repaired to meet the budget exactly
-(the baselines spec §3)."""
+(docs/baselines.md §3)."""
 from __future__ import annotations
 
 import numpy as np

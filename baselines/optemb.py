@@ -1,6 +1,6 @@
 """OptEmb (OptEmbed): supernet with learnable row pruning and random prefix dimensions, then an
 evolutionary search over per-user / per-item sizes, then rewind retraining
-(the baselines spec §6, the CF adaptation of §6.2).
+(docs/baselines.md §6, the CF adaptation of §6.2).
 
 Supernet table: W * m_E * m_D with m_E(n) = BinaryStep(||w_n||_1 - t) (one learnable t per
 table, SGD with lr ``t_lr``, regulariser alpha * exp(-t)) and m_D a prefix of a size drawn per
@@ -75,7 +75,7 @@ def alpha_for_mean(target_mean: float, d_max: int = D_MAX) -> float:
     return (lo + hi) / 2
 
 
-REDRAWS = 100  # redraws of an infeasible candidate before it is repaired (baselines spec §6.5)
+REDRAWS = 100  # redraws of an infeasible candidate before it is repaired (docs/baselines.md §6.5)
 
 
 class Evolution:

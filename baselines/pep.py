@@ -1,5 +1,5 @@
 """PEP: learnable per-entry soft thresholds, masks captured at each budget's first crossing,
-lottery-ticket retraining with the fixed unstructured mask (the baselines spec §4).
+lottery-ticket retraining with the fixed unstructured mask (docs/baselines.md §4).
 
 Forward: V~ = sign(V) * relu(|V| - sigmoid(S)), S of V's shape (``feature_dim``), one S per
 table (four for NeuMF). One Adam with two groups: S (lr ``s_lr``, coupled weight decay

@@ -1,4 +1,4 @@
-"""Full-ranking evaluation (protocol.md §4).
+"""Full-ranking evaluation (docs/protocol.md §4).
 
 Every item is ranked for every user; the user's training items (and, on test, validation items)
 are excluded. Ties are broken by the lower item index. Recall@k = hits / |held-out|; NDCG@k with

@@ -16,7 +16,7 @@ field              meaning
                    modes), method, seed, and anything the method wants to record
 =================  ==========================================================================
 
-Parameter account (protocol.md §5): params = non-zeros of the masked user + item tables, summed
+Parameter account (docs/protocol.md §5): params = non-zeros of the masked user + item tables, summed
 over the model's tables (NeuMF has a GMF and an MLP pair: n_tables = 2); sparsity =
 1 - params / (d_max * (U + I) * n_tables). A mask meets budget c% iff
 100 * params <= (100 - c) * d_max * (U + I) * n_tables (integers, no rounding).
@@ -118,7 +118,7 @@ def elements_mask(user_mask, item_mask, **meta) -> Mask:
 def count_params(mask: Mask, n_tables: int = 1, gmf_dense_at_max: bool = False) -> int:
     """Non-zeros of the masked tables.
 
-    ``gmf_dense_at_max`` is NeuMF's code option (ciess.md §3): the MLP tables follow the mask and
+    ``gmf_dense_at_max`` is NeuMF's code option (docs/ciess.md §3): the MLP tables follow the mask and
     the GMF tables are dense at width max(size) for every entity.
     """
     per_table = int(mask.row_nnz("user").sum() + mask.row_nnz("item").sum())

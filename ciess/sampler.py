@@ -1,4 +1,4 @@
-"""Vectorised BPR triple samplers (protocol.md §6). One epoch = ceil(|train| / batch) batches.
+"""Vectorised BPR triple samplers (docs/protocol.md §6). One epoch = ceil(|train| / batch) batches.
 
 * ``user_uniform`` (the official code): users uniform over users with training items, drawn
   without replacement when there are at least as many such users as the batch (Yelp2018) and with

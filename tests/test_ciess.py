@@ -1,4 +1,4 @@
-"""CIESS units (ciess.md §16): walk, noise, TD3, reward and state, selection."""
+"""CIESS units (docs/ciess.md §16): walk, noise, TD3, reward and state, selection."""
 from __future__ import annotations
 
 import numpy as np

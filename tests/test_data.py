@@ -1,4 +1,4 @@
-"""Data rules: fetch/verify, preprocess, per-user split (protocol.md §1-3)."""
+"""Data rules: fetch/verify, preprocess, per-user split (docs/protocol.md §1-3)."""
 from __future__ import annotations
 
 import re

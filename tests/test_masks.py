@@ -1,4 +1,4 @@
-"""Mask format and the one parameter account (protocol.md §5, ciess.md §3)."""
+"""Mask format and the one parameter account (docs/protocol.md §5, docs/ciess.md §3)."""
 from __future__ import annotations
 
 import json
@@ -45,7 +45,7 @@ def test_budget_check_is_exact_at_the_boundary():
     assert budget_params(90, 6040, 3706) == 124_748
     assert meets_budget(124_748, 90, 6040, 3706)
     assert not meets_budget(124_749, 90, 6040, 3706)
-    assert budget_params(80, 943, 1682) == 67_200  # protocol.md §5 table
+    assert budget_params(80, 943, 1682) == 67_200  # docs/protocol.md §5 table
     assert meets_budget(67_200, 80, 943, 1682) and not meets_budget(67_201, 80, 943, 1682)
 
 

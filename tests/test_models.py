@@ -1,4 +1,4 @@
-"""Maskable RecBole models: masks, gradients, adjacency, NeuMF scoring (ciess.md §2)."""
+"""Maskable RecBole models: masks, gradients, adjacency, NeuMF scoring (docs/ciess.md §2)."""
 from __future__ import annotations
 
 import numpy as np

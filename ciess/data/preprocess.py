@@ -1,4 +1,4 @@
-"""Turn verified source files into one interaction table with contiguous ids (protocol.md §2).
+"""Turn verified source files into one interaction table with contiguous ids (docs/protocol.md §2).
 
 Output rows keep the source-file order (ML: file order; Yelp2018: train.txt rows then test.txt
 rows), which the per-user split relies on. Ids are mapped to 0..U-1 and 0..I-1 in ascending order

@@ -1,4 +1,4 @@
-"""Per-user random split 50/25/25 with seed 42, materialised once (protocol.md §3).
+"""Per-user random split 50/25/25 with seed 42, materialised once (docs/protocol.md §3).
 
 Reproduces ``python_stratified_split`` of the official code: each user's rows (source order) are
 shuffled with a ``RandomState(seed)`` re-created per user (pandas ``sample(frac=1,

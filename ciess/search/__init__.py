@@ -1,1 +1,1 @@
-"""CIESS: TD3 embedding-size search with random-walk exploration (the ciess spec)."""
+"""CIESS: TD3 embedding-size search with random-walk exploration (docs/ciess.md)."""

@@ -1,4 +1,4 @@
-"""TD3 agent for one entity type (users or items), vectorised over entities (ciess.md §8).
+"""TD3 agent for one entity type (users or items), vectorised over entities (docs/ciess.md §8).
 
 Actor: 3 -> 256 -> 256 -> 1, tanh, rescaled to [1, 128]. Critic: twin heads on
 [state (3), normalised action (1)]. Replay buffer of the last ``buffer_iterations`` iterations.
@@ -34,7 +34,7 @@ class Actor(nn.Module):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(3, hidden), nn.ReLU(), nn.Linear(hidden, hidden),
                                  nn.ReLU(), nn.Linear(hidden, 1))
-        nn.init.uniform_(self.net[-1].weight, -3e-3, 3e-3)  # weights only (spec, official code)
+        nn.init.uniform_(self.net[-1].weight, -3e-3, 3e-3)  # weights only (docs/ciess.md §8, official code)
         if init_size is not None:  # start near a given size (quick profile only; see config)
             target = np.clip(2.0 * (init_size - 1.0) / (D_MAX - 1) - 1.0, -0.999, 0.999)
             nn.init.constant_(self.net[-1].bias, float(np.arctanh(target)))
@@ -100,7 +100,7 @@ class TD3Settings:
     target_noise_scope: str = "shared"  # shared (code) | per_sample (standard TD3)
     target_critic_every: str = "update"  # update (code) | delayed (standard TD3)
     updates_per_iteration: int = 1
-    init_size: float | None = None  # None = the spec's init (sizes start near 64.5)
+    init_size: float | None = None  # None = docs/ciess.md §8's init (sizes start near 64.5)
 
 
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:

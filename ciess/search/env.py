@@ -1,5 +1,5 @@
 """The CIESS environment: one iteration = a fresh masked recommender, trained for a fixed
-budget through the suite's shared path, evaluated on validation (ciess.md §4-7)."""
+budget through the suite's shared path, evaluated on validation (docs/ciess.md §4-7)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,4 @@
-"""Exploration noise processes in size units (ciess.md §9.4), per entity or shared.
+"""Exploration noise processes in size units (docs/ciess.md §9.4), per entity or shared.
 
 gaussian: N(0, sigma^2) fresh every iteration; uniform: U(-a, a); ou: Ornstein-Uhlenbeck
 x <- x + theta (mu - x) dt + sigma sqrt(dt) N(0, 1), reset to x0 at every episode start;

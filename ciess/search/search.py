@@ -1,4 +1,4 @@
-"""The CIESS search loop (ciess.md §1, §9-10, §14): episodes x iterations of
+"""The CIESS search loop (docs/ciess.md §1, §9-10, §14): episodes x iterations of
 select sizes -> fresh model -> validate -> reward -> replay -> TD3 update."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Selective retraining's candidate choice per budget (ciess.md §11, Eq. 15-16)."""
+"""Selective retraining's candidate choice per budget (docs/ciess.md §11, Eq. 15-16)."""
 from __future__ import annotations
 
 import pandas as pd

@@ -1,4 +1,4 @@
-"""Random walk on the integer size graph 1..128 (ciess.md §9.2, Eq. 12-14), vectorised.
+"""Random walk on the integer size graph 1..128 (docs/ciess.md §9.2, Eq. 12-14), vectorised.
 
 Node x links to every y in [1, 128] with 0 < |x - y| <= t; P(x -> y) is proportional to
 1/|x - y|. Neighbours outside the range are dropped and the rest renormalised (equivalent to the

@@ -1,4 +1,4 @@
-# Data: fetch and verify -> preprocess -> split (protocol.md §1-3).
+# Data: fetch and verify -> preprocess -> split (docs/protocol.md §1-3).
 
 
 rule fetch_dataset:

@@ -1,4 +1,4 @@
-# The one train -> validate -> test path (protocol.md §7) for the full model and every mask.
+# The one train -> validate -> test path (docs/protocol.md §7) for the full model and every mask.
 
 
 rule pretrain_full:

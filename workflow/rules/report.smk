@@ -47,7 +47,11 @@ for _nb, _spec in NOTEBOOKS.items():
         output:
             **notebook_figures(_nb),
             ipynb=f"results/notebooks/{_nb}.ipynb",
-            html=f"results/notebooks/{_nb}.html",
+            html=report(
+                f"results/notebooks/{_nb}.html",
+                caption="../report/notebook.rst",
+                category="Notebooks",
+            ),
         log:
             f"results/logs/render_notebook/{_nb}.log",
         conda:

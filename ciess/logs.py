@@ -9,12 +9,16 @@ same outputs.
 from __future__ import annotations
 
 import atexit
+import datetime as dt
 import fcntl
 import logging
 import os
+import re
 import socket
 import sys
 from pathlib import Path
+
+TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
 
 _held = []  # lock files of this process, kept open (and locked) until it exits
 
@@ -56,3 +60,13 @@ def setup_rule_logging(log_path: str | None, level: int = logging.INFO) -> loggi
     logging.basicConfig(level=level, handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return logging.getLogger("ciess")
+
+
+def log_span(path: str | os.PathLike) -> tuple[str, str, float] | None:
+    """First and last timestamp of a rule log, and the seconds between them (None: no stamps)."""
+    stamps = [m.group(1) for line in Path(path).read_text(errors="replace").splitlines()
+              if (m := TIMESTAMP.match(line))]
+    if not stamps:
+        return None
+    t0, t1 = (dt.datetime.strptime(s, "%Y-%m-%d %H:%M:%S") for s in (stamps[0], stamps[-1]))
+    return stamps[0], stamps[-1], (t1 - t0).total_seconds()

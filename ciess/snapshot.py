@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from ciess.io import read_json, sha256_file
+from ciess.logs import log_span
 from ciess.masks import count_params, load_mask, meets_budget
 
 MAX_BYTES = 20 * 1024 * 1024
@@ -38,7 +39,6 @@ KEEP_TOP = {"tables": (".csv", ".tex"), "figures": (".png", ".pdf", ".svg", ".cs
             "diagnostics": (".json", ".log", ".csv", ".md")}  # labelled side runs, never tables
 TEXT_SUFFIXES = (".json", ".log", ".csv", ".md", ".html", ".tex")
 REPO = Path(__file__).resolve().parents[1]
-TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
 
 
 class SnapshotError(ValueError):
@@ -85,15 +85,6 @@ def verify_run(metrics_path: Path, results: Path, manifests: dict[str, dict]) ->
                 raise SnapshotError(f"{metrics_path}: mask has {params} parameters (run recorded "
                                     f"{rec['params']}), over the {budget} budget or inconsistent")
     return rec
-
-
-def _log_span(path: Path) -> tuple[str, str, float] | None:
-    stamps = [m.group(1) for line in path.read_text(errors="replace").splitlines()
-              if (m := TIMESTAMP.match(line))]
-    if not stamps:
-        return None
-    t0, t1 = (dt.datetime.strptime(s, "%Y-%m-%d %H:%M:%S") for s in (stamps[0], stamps[-1]))
-    return stamps[0], stamps[-1], (t1 - t0).total_seconds()
 
 
 def machine() -> dict:
@@ -148,7 +139,7 @@ def provenance(results: Path, records: dict[Path, dict], profile_file: Path | No
                note: str | None = None) -> dict:
     logs = {}
     for path in sorted((results / "logs").rglob("*.log")):
-        span = _log_span(path)
+        span = log_span(path)
         if span:
             logs[str(path.relative_to(results))] = {"start": span[0], "end": span[1],
                                                     "seconds": span[2]}

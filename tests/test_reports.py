@@ -238,3 +238,14 @@ def test_fidelity_notebook_plots_every_comparable_cell_of_the_shipped_snapshot(t
     cells = pd.read_csv(tmp_path / "f.csv")
     assert len(cells) >= 24 and cells["source"].str.startswith("reference snapshot").all()
     assert cells["delta_pct"].abs().max() < 50  # every cell is matched to its own paper value
+
+
+def test_cost_table_of_the_shipped_snapshot():
+    from ciess.costs import cost_summary, cost_table
+    costs = cost_table(REPO / "results/reference/ml-1m-lightgcn")
+    assert {"search_s", "retrain_s", "params"} <= set(costs.columns)
+    es = costs[(costs["method"] == "es") & (costs["budget"] == "c80")]
+    assert len(es) == 2 and (es["retrain_s"] > 0).all() and (es["search_s"] >= 0).all()
+    summary = cost_summary(costs)
+    full = summary[summary["method_label"] == "Full"].iloc[0]
+    assert full["params"] == 128 * (6040 + 3706) and pd.isna(full["search_min"])

@@ -93,6 +93,38 @@ def test_provenance_table_lists_every_run_and_flags_mixed_sources(tmp_path):
     assert summary.loc["slurm_job_id", "runs_with_value"] == 2
 
 
+def _images(ipynb) -> int:
+    import nbformat
+    return sum("image/png" in o.get("data", {}) for c in nbformat.read(ipynb, as_version=4).cells
+               for o in c.get("outputs", []))
+
+
+def test_pareto_and_fig3_show_their_figures_inline(tmp_path):
+    import papermill
+    results = pd.DataFrame([{"dataset": "ml-1m", "model": "lightgcn", "method": m, "method_label": label,
+                             "budget": b, "seed": 0, "status": "ok", "noise": None, "random_walk": None,
+                             "lambda": None, "episodes": None, "split": "test", "metric": "ndcg@20",
+                             "value": v, "sparsity": sp, "params": p}
+                            for m, label, b, v, sp, p in (("full", "Full", "dense", 0.39, 0.0, 1000),
+                                                          ("es", "ES", "c80", 0.37, 0.8, 200))])
+    results.to_csv(tmp_path / "results.csv", index=False)
+    log = pd.DataFrame([{"dataset": "ml-1m", "random_walk": rw, "seed": 0, "episode": e, "iteration": 1,
+                         "mean_reward_user": 0.5, "mean_reward_item": 0.6, "mean_action_user": 30.0,
+                         "mean_action_item": 20.0, "lambda": 0.4, "reward_quality": "ratio",
+                         "reward_memory": "paper"} for rw in (True, False) for e in (1, 2)])
+    log.to_csv(tmp_path / "log.csv", index=False)
+    for name, params in (("pareto", {"results_csv": str(tmp_path / "results.csv"),
+                                     "default_lambda": {"ml-1m": 0.4}}),
+                         ("fig3_random_walk", {"search_logs": [str(tmp_path / "log.csv")],
+                                               "per_episode": "mean"})):
+        params.update(figure_png=str(tmp_path / f"{name}.png"), data_csv=str(tmp_path / f"{name}.csv"),
+                      profile="reference")
+        papermill.execute_notebook(str(REPO / f"notebooks/{name}.ipynb"), str(tmp_path / f"{name}.ipynb"),
+                                   parameters=params, kernel_name="python3", progress_bar=False)
+        assert _images(tmp_path / f"{name}.ipynb") == 1, name
+        assert (tmp_path / f"{name}.pdf").exists()
+
+
 def test_study_notebooks_render_for_a_profile_without_ciess(tmp_path):
     """The reference profile runs no CIESS search: Figures 4 and 5 must still render (a labelled
     empty figure), not fail on an empty selection."""
@@ -114,7 +146,8 @@ def test_study_notebooks_render_for_a_profile_without_ciess(tmp_path):
         papermill.execute_notebook(str(REPO / f"notebooks/{name}.ipynb"),
                                    str(tmp_path / f"{name}.ipynb"), parameters=params,
                                    kernel_name="python3", progress_bar=False)
-        assert (tmp_path / f"{name}.png").exists()
+        assert (tmp_path / f"{name}.png").exists() and (tmp_path / f"{name}.pdf").exists()
+        assert _images(tmp_path / f"{name}.ipynb") == 1  # shown inline, not only saved
 
 
 def test_ciess_search_notebook_shows_reward_size_trajectory_and_popularity(tmp_path):

@@ -24,7 +24,11 @@ configfile: "config/quick.yaml"
 report: "workflow/report/workflow.rst"
 
 
-include: "workflow/rules/common.smk"
+include: "workflow/rules/config.smk"
+include: "workflow/rules/paths.smk"
+include: "workflow/rules/targets.smk"
+include: "workflow/rules/studies.smk"
+include: "workflow/rules/notebooks.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/methods.smk"

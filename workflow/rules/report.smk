@@ -34,7 +34,7 @@ rule aggregate_results:
         "../scripts/aggregate_results.py"
 
 
-# One papermill rule per notebook (common.smk: NOTEBOOKS). The executed notebook is a declared
+# One papermill rule per notebook (notebooks.smk: NOTEBOOKS). The executed notebook is a declared
 # output (not a log), and each figure is declared and collected by `snakemake --report`.
 for _nb, _spec in NOTEBOOKS.items():
 

@@ -1,0 +1,158 @@
+# CIESS study design (Table 1, Table 2, Figures 3-5) and the size-response diagnostic.
+from ciess.search.selection import episode_intervals
+
+
+NOISE_CODE = {"gaussian": "g", "uniform": "u", "ou": "ou", "none": "none"}
+CODE_NOISE = {code: noise for noise, code in NOISE_CODE.items()}
+
+
+def search_label(noise, random_walk, lam):
+    """(gaussian, True, 0.4) -> g-rw-lam0.4: the CIESS variant in every path."""
+    return f"{NOISE_CODE[noise]}-{'rw' if random_walk else 'norw'}-lam{float(lam):g}"
+
+
+def parse_search(label):
+    code, walk, lam = label.split("-")
+    return CODE_NOISE[code], walk == "rw", float(lam[3:])
+
+
+def ciess_seeds():
+    """Seeds of the CIESS searches: `ciess.seeds` (searches cost the most), else the profile's."""
+    return config["ciess"].get("seeds", config["seeds"])
+
+
+def default_search(dataset):
+    return search_label("gaussian", True, config["ciess"]["lambda"][dataset])
+
+
+def ciess_searches():
+    """(dataset, model, search label) of every search: Table 1, Table 2, Figure 4."""
+    studies, out = config["ciess"]["studies"], []
+    for dataset in config["datasets"]:
+        lam = config["ciess"]["lambda"][dataset]
+        for model in studies["main_models"]:
+            out.append((dataset, model, default_search(dataset)))
+        for model in studies["ablation_models"]:
+            for v in studies["ablation_variants"]:
+                out.append(
+                    (dataset, model, search_label(v["noise"], v["random_walk"], lam))
+                )
+        for model in studies["lambda_models"]:
+            for grid_lam in studies["lambda_grid"][dataset]:
+                out.append((dataset, model, search_label("gaussian", True, grid_lam)))
+    return [s for s in dict.fromkeys(out) if s[1] in config["models"]]
+
+
+def interval_pools():
+    """Figure 5's episode pools as path labels, e.g. ep1-6 (ciess.search.selection)."""
+    sel = config["ciess"]["selection"]
+    intervals = episode_intervals(
+        config["ciess"]["episodes"],
+        sel["episode_intervals"],
+        sel["cumulative_intervals"],
+    )
+    return [f"ep{first}-{last}" for first, last in intervals]
+
+
+def ciess_method(search, pool):
+    return f"ciess-{search}" if pool == "all" else f"ciess-{search}-{pool}"
+
+
+def ciess_results():
+    """Selected-mask metrics of every search at every budget, and Figure 5's interval pools."""
+    out = []
+    budgets = [budget_label(b) for b in config["ciess"]["selection"]["budgets"]]
+    for dataset, model, search in ciess_searches():
+        pools = ["all"]
+        if model in config["ciess"]["studies"][
+            "interval_models"
+        ] and search == default_search(dataset):
+            pools += interval_pools()
+        for pool in pools:
+            for b in budgets:
+                for seed in ciess_seeds():
+                    out.append(
+                        f"results/runs/{dataset}/{model}/{ciess_method(search, pool)}/{b}/seed{seed}/metrics.json"
+                    )
+    return out
+
+
+def main_searches():
+    """Table 1's default searches (G + walk, the dataset's lambda) with what their notebook reads:
+    the search log, the executed masks, the split (for popularity) and the per-budget selection."""
+    out = []
+    for dataset, model, search in ciess_searches():
+        if model not in config["ciess"]["studies"]["main_models"]:
+            continue
+        if search != default_search(dataset):
+            continue
+        for seed in ciess_seeds():
+            base = f"results/search/{dataset}/{model}/ciess-{search}/seed{seed}"
+            out.append({
+                "dataset": dataset, "model": model, "search": search, "seed": seed,
+                "log": f"{base}/search_log.csv", "masks": f"{base}/masks.npz",
+                "manifest": f"results/data/{dataset}/split/manifest.json",
+                "selections": [
+                    f"results/runs/{dataset}/{model}/ciess-{search}/{budget_label(b)}/seed{seed}/selection.csv"
+                    for b in config["ciess"]["selection"]["budgets"]
+                ],
+            })
+    return out
+
+
+def main_search_inputs():
+    return [
+        path
+        for s in main_searches()
+        for path in (s["log"], s["masks"], s["manifest"], *s["selections"])
+    ]
+
+
+def allow_not_reached(wildcards):
+    """Table 1's default search must reach every budget (fail loudly); the ablation, lambda
+    grid and episode intervals record an unreached budget as a gap."""
+    main = (
+        wildcards.model in config["ciess"]["studies"]["main_models"]
+        and wildcards.search == default_search(wildcards.dataset)
+        and wildcards.pool == "all"
+    )
+    return not main
+
+
+def candidate_metrics(wildcards):
+    """The retrained candidates of one (search, pool, budget): known once candidates exist."""
+    pool = wildcards.get("pool", "all")
+    cands = checkpoints.ciess_candidates.get(
+        dataset=wildcards.dataset,
+        model=wildcards.model,
+        search=wildcards.search,
+        seed=wildcards.seed,
+        pool=pool,
+        budget=wildcards.budget,
+    ).output.candidates
+    import pandas as pd
+
+    # Candidates are named by (episode, iteration), not by budget: a mask that is a candidate
+    # for several budgets or episode pools is retrained once.
+    rows = pd.read_csv(cands)
+    return [
+        f"results/runs/{wildcards.dataset}/{wildcards.model}/ciess-{wildcards.search}-e{e}i{i}/cand/seed{wildcards.seed}/metrics.json"
+        for e, i in zip(rows["episode"], rows["iteration"])
+    ]
+
+
+# ---------------------------------------------------------------------------- diagnostics
+def size_response_budgets():
+    """The CIESS search's per-iteration budget, the profile's extra budgets, and convergence."""
+    sr = config["size_response"]
+    return [config["ciess"]["budget"], *sr["extra_budgets"], "converged"]
+
+
+def size_response_tables():
+    """One table per dataset and size_response model of this profile, first seed only."""
+    models = [m for m in config["size_response"]["models"] if m in config["models"]]
+    return [
+        f"results/diagnostics/size_response/{d}/{m}/seed{config['seeds'][0]}.csv"
+        for d in config["datasets"]
+        for m in models
+    ]

@@ -1,0 +1,85 @@
+# Targets: which runs the active profile asks for, and the inputs of the generic rules.
+
+
+def method_runs():
+    """Every (dataset, model, method, budget, seed) retraining the active profile asks for."""
+    for dataset in config["datasets"]:
+        for model in config["models"]:
+            for method, spec in config["methods"].items():
+                for budget in spec["budgets"]:
+                    for seed in config["seeds"]:
+                        yield dataset, model, method, budget_label(budget), seed
+
+
+def method_inputs(method):
+    """Input function of make_masks_<method>: the split, and the full model if asked for."""
+
+    def inputs(wildcards):
+        spec = config["methods"][method]
+        out = {
+            "manifest": f"results/data/{wildcards.dataset}/split/manifest.json",
+            "split_files": split_files(wildcards),
+        }
+        if spec.get("needs_full_model", False):
+            out["full_metrics"] = full_run(
+                wildcards.dataset, wildcards.model, wildcards.seed
+            )
+        return out
+
+    return inputs
+
+
+def method_outputs(method):
+    """Outputs of make_masks_<method>: one mask per budget (+ the initial tables to rewind to)."""
+    spec = config["methods"][method]
+    out = {
+        "masks": [
+            f"results/masks/{{dataset}}/{{model}}/{method}/{budget_label(b)}/seed{{seed}}/mask.npz"
+            for b in spec["budgets"]
+        ]
+    }
+    if spec.get("rewind", False):
+        out["init_state"] = init_state_path(method)
+    return out
+
+
+def retrain_inputs(wildcards):
+    """retrain_masked reads the split, the mask, and for rewinding methods the initial tables."""
+    out = {
+        "manifest": f"results/data/{wildcards.dataset}/split/manifest.json",
+        "split_files": split_files(wildcards),
+        "mask": f"results/masks/{wildcards.dataset}/{wildcards.model}/{wildcards.method}/{wildcards.budget}/seed{wildcards.seed}/mask.npz",
+    }
+    spec = config["methods"].get(wildcards.method, {})
+    if spec.get("rewind", False):
+        out["init_state"] = init_state_path(wildcards.method).format(**wildcards)
+    return out
+
+
+def all_metric_files():
+    """Every metrics JSON the profile produces: Full, every method, every CIESS selection."""
+    out = [
+        full_run(d, m, s)
+        for d in config["datasets"]
+        for m in config["models"]
+        for s in config["seeds"]
+    ]
+    out += [
+        f"results/runs/{d}/{m}/{meth}/{b}/seed{s}/metrics.json"
+        for d, m, meth, b, s in method_runs()
+    ]
+    return out + ciess_results()
+
+
+def get_final_output():
+    out = ["results/tables/results.csv"]
+    out += [f"results/notebooks/{name}.html" for name in NOTEBOOKS]
+    for dataset in config["datasets"]:
+        out += split_outputs(dataset)
+        for model in config["models"]:
+            out += [full_run(dataset, model, seed) for seed in config["seeds"]]
+    out += [
+        f"results/runs/{d}/{m}/{meth}/{b}/seed{s}/metrics.json"
+        for d, m, meth, b, s in method_runs()
+    ]
+    return out + ciess_results()

@@ -23,3 +23,25 @@ def random_split(n_users=40, n_items=30, per_user=12, seed=0) -> SplitData:
 
     return SplitData("synthetic", n_users, n_items, csr(parts["train"]), csr(parts["valid"]),
                      csr(parts["test"]), "0" * 64)
+
+
+def run_notebook(name: str, tmp_path, **parameters) -> list[dict]:
+    """Execute notebooks/<name>.ipynb with papermill (figure and data paths in ``tmp_path``) and
+    return every cell output of the executed copy."""
+    from pathlib import Path
+
+    import nbformat
+    import papermill
+
+    repo = Path(__file__).resolve().parents[1]
+    parameters = {"figure_png": str(tmp_path / "f.png"), "data_csv": str(tmp_path / "f.csv"),
+                  **parameters}
+    out = tmp_path / f"{name}.ipynb"
+    papermill.execute_notebook(str(repo / f"notebooks/{name}.ipynb"), str(out),
+                               parameters=parameters, kernel_name="python3", progress_bar=False,
+                               cwd=str(tmp_path))
+    return [o for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", [])]
+
+
+def has_image(outputs) -> bool:
+    return any("image/png" in o.get("data", {}) for o in outputs)

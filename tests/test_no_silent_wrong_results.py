@@ -7,8 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +16,7 @@ from baselines import method_params
 from ciess.config_checks import ConfigError, check_config
 from ciess.data.preprocess import check_published, parse_movielens, read_int_table
 from ciess.data.split import split_per_user, write_split
-from ciess.io import atomic_path, load_npz, read_json, write_json
+from ciess.io import atomic_path, load_npz, write_json
 from ciess.logs import JobAlreadyRunning, hold_job_lock
 from ciess.masks import (MaskFileError, check_budget, load_mask, save_mask, sizes_mask)
 from ciess.models import model_defaults
@@ -196,26 +194,23 @@ def test_bad_config_stops_the_dag_before_any_job(tmp_path):
 
 
 # 5. malformed data ----------------------------------------------------------------------------
-def test_parse_errors_name_file_and_line(tmp_path):
-    bad = tmp_path / "u.data"
-    bad.write_text("1\t2\t5\t100\n3\tx\t4\t100\n")
-    with pytest.raises(ValueError, match=r"u\.data:2: column 'item' must be a non-negative integer id, got 'x'"):
-        parse_movielens(tmp_path, "recbole_atomic", ["u.data"])
-    bad.write_text("1\t2\t5\t100\n-3\t4\t4\t100\n")
-    with pytest.raises(ValueError, match=r"u\.data:2: column 'user' must be a non-negative"):
-        parse_movielens(tmp_path, "recbole_atomic", ["u.data"])
-    header_only = tmp_path / "ml.inter"
-    header_only.write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n")
-    with pytest.raises(ValueError, match=r"ml\.inter: no data rows"):
-        parse_movielens(tmp_path, "recbole_atomic", ["ml.inter"])
-    header_only.write_text("user_id:token\titem_id:token\n1\t2\n")
-    with pytest.raises(ValueError, match=r"ml\.inter: missing column\(s\) \['rating:float'\]"):
-        parse_movielens(tmp_path, "recbole_atomic", ["ml.inter"])
-    gz = tmp_path / "r.tsv.gz"
-    with gzip.open(gz, "wt") as fh:
-        fh.write("user_id\titem_idx\trating\n1\t2\t3\n1\t2.5\t3\n")
-    with pytest.raises(ValueError, match=r"r\.tsv\.gz:3: column 'item_idx'"):
-        parse_movielens(tmp_path, "derived_uir", ["r.tsv.gz"])
+@pytest.mark.parametrize("name, content, message", [
+    ("u.data", "1\t2\t5\t100\n3\tx\t4\t100\n",
+     r"u\.data:2: column 'item' must be a non-negative integer id, got 'x'"),
+    ("u.data", "1\t2\t5\t100\n-3\t4\t4\t100\n", r"u\.data:2: column 'user' must be a non-negative"),
+    ("ml.inter", "user_id:token\titem_id:token\trating:float\ttimestamp:float\n", r"ml\.inter: no data rows"),
+    ("ml.inter", "user_id:token\titem_id:token\n1\t2\n", r"ml\.inter: missing column\(s\) \['rating:float'\]"),
+    ("r.tsv.gz", "user_id\titem_idx\trating\n1\t2\t3\n1\t2.5\t3\n", r"r\.tsv\.gz:3: column 'item_idx'"),
+])
+def test_parse_errors_name_file_and_line(tmp_path, name, content, message):
+    path = tmp_path / name
+    if name.endswith(".gz"):
+        with gzip.open(path, "wt") as fh:
+            fh.write(content)
+    else:
+        path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        parse_movielens(tmp_path, "recbole_atomic", [name])
 
 
 def test_split_file_with_a_bad_line_names_it(tmp_path):

@@ -10,6 +10,7 @@ from ciess.reports import (beside_paper, collect, describe_method, format_table,
                            provenance_summary, provenance_table, summarise, table1_rows,
                            table2_rows)
 from conftest import REPO
+from helpers import has_image, run_notebook
 
 PAPER = pd.read_csv(REPO / "notebooks/reference/paper_results.csv")
 
@@ -153,9 +154,7 @@ def test_study_notebooks_render_for_a_profile_without_ciess(tmp_path):
 def test_ciess_search_notebook_shows_reward_size_trajectory_and_popularity(tmp_path):
     """The search notebook renders inline figures from a search log, its masks, the split and the
     per-budget selections, and summarises which budgets the trajectory crossed."""
-    import nbformat
     import numpy as np
-    import papermill
 
     from ciess.data.split import split_per_user, write_split
 
@@ -185,15 +184,9 @@ def test_ciess_search_notebook_shows_reward_size_trajectory_and_popularity(tmp_p
               "log": str(tmp_path / "log.csv"), "masks": str(tmp_path / "masks.npz"),
               "manifest": str(tmp_path / "split/manifest.json"),
               "selections": [str(tmp_path / "sel.csv")]}
-    out = tmp_path / "nb.ipynb"
-    papermill.execute_notebook(str(REPO / "notebooks/ciess_search.ipynb"), str(out),
-                               parameters={"searches": [search], "budgets": [80, 90, 95],
-                                           "profile": "reference",
-                                           "figure_png": str(tmp_path / "f.png"),
-                                           "data_csv": str(tmp_path / "f.csv")},
-                               kernel_name="python3", progress_bar=False)
-    outputs = [o for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", [])]
-    assert any("image/png" in o.get("data", {}) for o in outputs)
+    outputs = run_notebook("ciess_search", tmp_path, searches=[search], budgets=[80, 90, 95],
+                           profile="reference")
+    assert has_image(outputs)
     html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
     assert "80%, 90%" in html and "95%" not in html.split("budgets crossed")[1].split("</tr>")[0]
     per_episode = pd.read_csv(tmp_path / "f.csv")
@@ -254,20 +247,13 @@ def test_styled_wide_table_renders_with_bold_best(tmp_path):
 
 
 def test_fidelity_notebook_plots_every_comparable_cell_of_the_shipped_snapshot(tmp_path):
-    import nbformat
-    import papermill
     pd.DataFrame(columns=["dataset", "model", "method_label", "budget", "metric", "mean", "count",
                           "paper"]).to_csv(tmp_path / "t1.csv", index=False)
-    out = tmp_path / "nb.ipynb"
-    papermill.execute_notebook(str(REPO / "notebooks/fidelity.ipynb"), str(out),
-                               parameters={"table_csv": str(tmp_path / "t1.csv"),
-                                           "paper_csv": str(REPO / "notebooks/reference/paper_results.csv"),
-                                           "reference_snapshots": [str(REPO / "results/reference/ml-1m-lightgcn")],
-                                           "profile": "quick", "figure_png": str(tmp_path / "f.png"),
-                                           "data_csv": str(tmp_path / "f.csv")},
-                               kernel_name="python3", progress_bar=False, cwd=str(tmp_path))
-    outputs = [o for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", [])]
-    assert any("image/png" in o.get("data", {}) for o in outputs)
+    outputs = run_notebook("fidelity", tmp_path, table_csv=str(tmp_path / "t1.csv"),
+                           paper_csv=str(REPO / "notebooks/reference/paper_results.csv"),
+                           reference_snapshots=[str(REPO / "results/reference/ml-1m-lightgcn")],
+                           profile="quick")
+    assert has_image(outputs)
     cells = pd.read_csv(tmp_path / "f.csv")
     assert len(cells) >= 24 and cells["source"].str.startswith("reference snapshot").all()
     assert cells["delta_pct"].abs().max() < 50  # every cell is matched to its own paper value

@@ -7,8 +7,7 @@ import pytest
 
 from ciess.size_response import Budget, size_response, verdict
 from ciess.train import TrainSettings
-from conftest import REPO
-from helpers import random_split
+from helpers import has_image, random_split, run_notebook
 
 
 def _settings():
@@ -82,7 +81,6 @@ def test_verdict_sees_a_flat_curve_and_a_rising_one():
 
 
 def test_notebook_shows_the_figure_and_the_verdict(tmp_path):
-    import papermill
     rows = []
     for budget, base in (("3 batches", 0.2), ("converged", 0.1)):
         t = _table([base, base + 0.1, base + 0.2, base + 0.25], budget)
@@ -91,15 +89,9 @@ def test_notebook_shows_the_figure_and_the_verdict(tmp_path):
         t["penalty"], t["mean_q_user"], t["mean_q_item"] = 0.4 * (t["size"] / 128) ** 2, 0.5, 0.5
         rows.append(t)
     pd.concat(rows).to_csv(tmp_path / "sr.csv", index=False)
-    out = tmp_path / "nb.ipynb"
-    papermill.execute_notebook(str(REPO / "notebooks/size_response.ipynb"), str(out),
-                               parameters={"tables": [str(tmp_path / "sr.csv")], "profile": "quick",
-                                           "figure_png": str(tmp_path / "f.png"),
-                                           "data_csv": str(tmp_path / "f.csv")},
-                               kernel_name="python3", progress_bar=False)
-    import nbformat
-    outputs = [o for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", [])]
-    assert any("image/png" in o.get("data", {}) for o in outputs)
+    outputs = run_notebook("size_response", tmp_path, tables=[str(tmp_path / "sr.csv")],
+                           profile="quick")
+    assert has_image(outputs)
     text = "".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
     assert "smoke-level" in text and "reward is highest at d = 32" in text
     assert (tmp_path / "f.png").exists() and (tmp_path / "f.pdf").exists()

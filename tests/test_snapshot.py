@@ -12,6 +12,7 @@ from ciess import snapshot as snap
 from ciess.io import sha256_file
 from ciess.masks import count_params, save_mask, sizes_mask
 from ciess.reference import reference_rows, summary_lines, wide_beside_paper
+from conftest import REPO
 
 N_USERS, N_ITEMS = 30, 20
 MANIFEST_SHA = "ab" * 32
@@ -138,3 +139,27 @@ def test_wide_table_puts_ours_beside_the_paper_with_signed_relative_difference(t
     assert list(wide["method_label"].iloc[:2]) == ["Full", "ES"]  # the paper's method order
     lines = summary_lines(wide)
     assert any(line.startswith("merge_fixed: 0 of 2 cells within ±5%") for line in lines)
+
+
+def test_shipped_snapshot_holds_the_ciess_search_and_its_selected_masks(tmp_path):
+    """The reference snapshot carries the ML-1M LightGCN search (log, executed masks, candidates),
+    the selected-mask metrics at 80/90/95%, and the search figures render from it."""
+    from helpers import has_image, run_notebook
+
+    root = REPO / "results/reference/ml-1m-lightgcn"
+    search = root / "search/ml-1m/lightgcn/ciess-g-rw-lam0.4/seed0"
+    assert (search / "search_log.csv").exists() and (search / "masks.npz").exists()
+    for budget in ("c80", "c90", "c95"):
+        rec = json.loads((root / f"runs/ml-1m/lightgcn/ciess-g-rw-lam0.4/{budget}/seed0/metrics.json").read_text())
+        assert rec["status"] == "ok" and rec["sparsity"] >= int(budget[1:]) / 100
+        assert (search / f"candidates/all/{budget}.csv").exists()
+    selections = [str(root / f"runs/ml-1m/lightgcn/ciess-g-rw-lam0.4/{b}/seed0/selection.csv")
+                  for b in ("c80", "c90", "c95")]
+    outputs = run_notebook("ciess_search", tmp_path, profile="reference", budgets=[80, 90, 95],
+                           searches=[{"dataset": "ml-1m", "model": "lightgcn", "search": "g-rw-lam0.4",
+                                      "seed": 0, "log": str(search / "search_log.csv"),
+                                      "masks": str(search / "masks.npz"),
+                                      "manifest": str(root / "data/ml-1m/split/manifest.json"),
+                                      "selections": selections}])
+    assert has_image(outputs)
+    assert (root / "figures/ciess_search.png").exists() and (root / "figures/size_response.png").exists()

@@ -29,9 +29,9 @@ def reference_rows(metric_files) -> pd.DataFrame:
     rows = []
     for path in metric_files:
         rec = json.loads(Path(path).read_text())
-        if rec.get("status", "ok") != "ok":
-            continue
         budget = rec.get("budget", "dense")
+        if rec.get("status", "ok") != "ok" or budget == "cand":  # candidates: not results
+            continue
         by_protocol = rec.get("test_by_protocol") or {rec["final_protocol"]: rec["test"]}
         for protocol, metrics in by_protocol.items():
             for metric in TABLE_METRICS:

@@ -268,3 +268,10 @@ def test_cost_table_of_the_shipped_snapshot():
     summary = cost_summary(costs)
     full = summary[summary["method_label"] == "Full"].iloc[0]
     assert full["params"] == 128 * (6040 + 3706) and pd.isna(full["search_min"])
+
+
+def test_reference_rows_leave_out_ciess_candidates():
+    from ciess.reference import reference_rows, snapshot_runs
+    rows = reference_rows(snapshot_runs(REPO / "results/reference/ml-1m-lightgcn"))
+    assert "cand" not in set(rows["budget"])
+    assert {"Full", "ES", "MR", "CIESS"} <= set(rows["method_label"])

@@ -111,9 +111,9 @@ def sha256_file(path: str | os.PathLike) -> str:
     return file_digests(path)["sha256"]
 
 
-def load_npz(path: str | os.PathLike, fields: tuple[str, ...]) -> dict:
-    """The named arrays of an .npz file; an unreadable, corrupt or incomplete file raises
-    ValueError naming the file (and the missing field)."""
+def load_npz(path: str | os.PathLike, fields: tuple[str, ...] | None = None) -> dict:
+    """The named arrays (``None``: all) of an .npz file; an unreadable, corrupt or incomplete
+    file raises ValueError naming the file (and the missing field)."""
     import zipfile
     import zlib
 
@@ -121,6 +121,7 @@ def load_npz(path: str | os.PathLike, fields: tuple[str, ...]) -> dict:
 
     try:
         with np.load(path, allow_pickle=False) as data:
+            fields = tuple(data.files) if fields is None else fields
             missing = [f for f in fields if f not in data.files]
             if missing:
                 raise ValueError(f"{path}: field(s) {missing} missing (has {data.files})")

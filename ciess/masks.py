@@ -24,14 +24,12 @@ over the model's tables (NeuMF has a GMF and an MLP pair: n_tables = 2); sparsit
 from __future__ import annotations
 
 import json
-import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ciess.io import atomic_path
+from ciess.io import atomic_path, load_npz
 
 D_MAX = 128
 KINDS = ("sizes", "elements")
@@ -148,9 +146,14 @@ def budget_params(target_pct: int, n_users: int, n_items: int, n_tables: int = 1
     return (100 - int(target_pct)) * capacity(n_users, n_items, n_tables, d_max) // 100
 
 
+def within_budget(params, capacity_, target_pct: int):
+    """The one budget rule, in integers: 100 params <= (100 - c) capacity (scalars or arrays)."""
+    return 100 * params <= (100 - int(target_pct)) * capacity_
+
+
 def meets_budget(params: int, target_pct: int, n_users: int, n_items: int, n_tables: int = 1,
                  d_max: int = D_MAX) -> bool:
-    return 100 * params <= (100 - int(target_pct)) * capacity(n_users, n_items, n_tables, d_max)
+    return within_budget(params, capacity(n_users, n_items, n_tables, d_max), target_pct)
 
 
 def budget_target(label: str) -> int | None:
@@ -230,30 +233,22 @@ def load_mask(path: str | Path, n_users: int | None = None, n_items: int | None 
     """Load and validate a mask file; errors name the file and the field."""
     path = Path(path)
     try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise MaskFileError(f"{path}: not a readable .npz mask file ({exc})") from exc
+        data = load_npz(path)
+    except ValueError as exc:
+        raise MaskFileError(str(exc)) from exc
+    if "kind" not in data:
+        raise MaskFileError(f"{path}: field 'kind' is missing")
+    kind = str(data["kind"])
+    names = ("user_sizes", "item_sizes") if kind == "sizes" else ("user_mask", "item_mask")
+    if kind not in KINDS:
+        raise MaskFileError(f"{path}: field 'kind': must be one of {KINDS}, got {kind!r}")
+    for name in (*names, "meta"):
+        if name not in data:
+            raise MaskFileError(f"{path}: field '{name}' is missing")
     try:
-        return _mask_from(data, path, n_users, n_items)
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # e.g. Bad CRC-32
-        raise MaskFileError(f"{path}: the .npz mask file is corrupt ({exc})") from exc
-
-
-def _mask_from(data, path: Path, n_users: int | None, n_items: int | None) -> Mask:
-    with data:
-        if "kind" not in data:
-            raise MaskFileError(f"{path}: field 'kind' is missing")
-        kind = str(data["kind"])
-        names = ("user_sizes", "item_sizes") if kind == "sizes" else ("user_mask", "item_mask")
-        if kind not in KINDS:
-            raise MaskFileError(f"{path}: field 'kind': must be one of {KINDS}, got {kind!r}")
-        for name in (*names, "meta"):
-            if name not in data:
-                raise MaskFileError(f"{path}: field '{name}' is missing")
-        try:
-            meta = json.loads(str(data["meta"]))
-        except json.JSONDecodeError as exc:
-            raise MaskFileError(f"{path}: field 'meta': not valid JSON ({exc})") from exc
-        mask = Mask(kind, data[names[0]], data[names[1]], meta)
+        meta = json.loads(str(data["meta"]))
+    except json.JSONDecodeError as exc:
+        raise MaskFileError(f"{path}: field 'meta': not valid JSON ({exc})") from exc
+    mask = Mask(kind, data[names[0]], data[names[1]], meta)
     validate_mask(mask, str(path), n_users, n_items)
     return mask

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ciess.evaluate import METRICS
 from ciess.io import read_json
-from ciess.masks import budget_target
+from ciess.masks import budget_target, within_budget
 
 REQUIRED = ("dataset", "model", "method", "seed")
 REQUIRED_OK = ("valid", "test", "params", "capacity", "sparsity", "data_manifest_sha256")
@@ -58,7 +58,7 @@ def verify_record(rec: dict, where: str) -> dict:
         target = budget_target(budget)
     except ValueError as exc:
         raise RecordError(f"{where}: field 'budget': {exc}") from None
-    if target is not None and 100 * params > (100 - target) * capacity:
+    if target is not None and not within_budget(params, capacity, target):
         raise RecordError(f"{where}: labelled budget {budget} (>= {target}% sparsity) but its "
                           f"sparsity is {sparsity:.4f}")
     return rec

@@ -3,27 +3,24 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ciess.masks import within_budget
+
 
 class BudgetNotReached(RuntimeError):
     pass
 
 
-def meets(params, capacity, pct: int):
-    """Integer budget check, vectorised over a log's rows."""
-    return 100 * params <= (100 - int(pct)) * capacity
-
-
 def eligible_rows(log: pd.DataFrame, pct: int, eligibility: str, budgets: list[int]) -> pd.Series:
     """inclusive (paper): every mask with sparsity >= c; exclusive (code): only masks whose
     tightest satisfied budget among ``budgets`` is c."""
-    ok = meets(log["params"], log["capacity"], pct)
+    ok = within_budget(log["params"], log["capacity"], pct)
     if eligibility == "inclusive":
         return ok
     if eligibility != "exclusive":
         raise ValueError(f"selection.eligibility must be inclusive or exclusive, got {eligibility!r}")
     tighter = [b for b in budgets if b > pct]
     for b in tighter:
-        ok &= ~meets(log["params"], log["capacity"], b)
+        ok &= ~within_budget(log["params"], log["capacity"], b)
     return ok
 
 

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ciess.masks import D_MAX, Mask
+from ciess.labels import budget_pct, method_label
+from ciess.masks import D_MAX, check_budget
+from ciess.models.registry import gmf_dense, model_spec
 from ciess.split_data import SplitData
 
 # Methods that implement NeuMF's `mask_gmf: false` (the official code: GMF tables dense at the
@@ -40,15 +42,12 @@ class MethodContext:
 
     @property
     def n_tables(self) -> int:
-        from ciess.models import MODELS
-
-        return MODELS[self.model].n_tables
+        return model_spec(self.model).n_tables
 
     def train_settings(self):
-        from ciess.train import TrainSettings, resolve_device
+        from ciess.train import TrainSettings
 
-        return TrainSettings.from_config({**self.train,
-                                          "device": resolve_device(self.train.get("device", "cpu"))})
+        return TrainSettings.from_config(self.train)
 
     def meta(self, method: str, target_pct: int | None, **extra) -> dict:
         return {"dataset": self.split.name, "model": self.model, "method": method,
@@ -70,20 +69,32 @@ class MethodContext:
 MakeMasks = Callable[[MethodContext, list], dict]
 REGISTRY: dict[str, MakeMasks] = {}  # name -> make_masks
 PARAMS: dict[str, dict | None] = {}  # name -> its `params:` keys and defaults (None: unchecked)
+LABELS: dict[str, tuple[str, bool]] = {}  # name -> (table label, has a native mode)
 BUILTIN_MODULES = ("baselines.es", "baselines.mr", "baselines.pep", "baselines.esapn",
                    "baselines.optemb")
 
 
-def register(name: str, params: dict | None = None) -> Callable[[MakeMasks], MakeMasks]:
+def register(name: str, params: dict | None = None, label: str | None = None,
+             native_mode: bool = False) -> Callable[[MakeMasks], MakeMasks]:
     """Register ``make_masks`` under ``name``. ``params``: every key its config `params:` block
-    may set, with defaults; other keys are refused at DAG start (None: no check)."""
+    may set, with defaults; other keys are refused at DAG start (None: no check). ``label``: how
+    tables and figures name it (default: the name). ``native_mode``: the method also runs
+    without a target (budget ``native``); its budgeted runs are then labelled "<label>-B"."""
     def wrap(fn: MakeMasks) -> MakeMasks:
         if name in REGISTRY and REGISTRY[name] is not fn:
             raise ValueError(f"method '{name}' is registered twice")
         REGISTRY[name] = fn
         PARAMS[name] = params
+        LABELS[name] = (label or name, native_mode)
         return fn
     return wrap
+
+
+def table_label(name: str, budget: str, module: str | None = None) -> str:
+    """A registered method's label in tables, e.g. ES, ESAPN (native), ESAPN-B (budgeted)."""
+    get_method(name, module)
+    base, native_mode = LABELS[name]
+    return method_label(base, budget, native_mode)
 
 
 def get_method(name: str, module: str | None = None) -> MakeMasks:
@@ -112,3 +123,20 @@ def method_params(name: str, given: dict, module: str | None = None) -> dict:
         raise KeyError(f"config methods.{name}.params: unknown key(s) {unknown} "
                        f"(known: {sorted(known)})")
     return {**known, **given}
+
+
+def run_method(name: str, ctx: MethodContext, budgets: list[str], module: str | None = None):
+    """Run a registered method for its budget labels (c80, native, ...) and check every mask
+    against its budget with the one budget rule (``masks.check_budget``). Yields
+    (budget label, mask with ``params``/``sparsity``/``method_label`` in its meta, account)."""
+    targets = [budget_pct(b) for b in budgets]
+    masks = get_method(name, module)(ctx, targets)
+    gmf = gmf_dense(ctx.model, ctx.model_overrides)
+    for budget, target in zip(budgets, targets):
+        if target not in masks:
+            raise RuntimeError(f"method {name} returned no mask for budget {budget}")
+        mask = masks[target]
+        acct = check_budget(mask, budget, ctx.n_tables, gmf, f"{name} mask for budget {budget}")
+        mask.meta.update({"params": acct["params"], "sparsity": acct["sparsity"],
+                          "method_label": table_label(name, budget, module)})
+        yield budget, mask, acct

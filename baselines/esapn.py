@@ -234,7 +234,7 @@ class ESAPNSearch:
 DEFAULTS = {"batch_size": 500, "search_epochs": 1.0, "model_lr": 1e-3, "policy_lr": 1e-4}
 
 
-@register("esapn", params=DEFAULTS)
+@register("esapn", params=DEFAULTS, label="ESAPN", native_mode=True)
 def make_masks(ctx: MethodContext, targets: list) -> dict:
     p = {**DEFAULTS, **ctx.params}
     out = {}

@@ -27,7 +27,7 @@ def repair(sizes: np.ndarray, budget: int, rng: np.random.Generator, per_size: i
     return sizes
 
 
-@register("mr", params={})
+@register("mr", params={}, label="MR")
 def make_masks(ctx: MethodContext, targets: list[int]) -> dict:
     if None in targets:
         raise ValueError("MR has no native mode: give target sparsities")

@@ -174,7 +174,7 @@ DEFAULTS = {"alpha": 1e-4, "t_lr": 1e-4, "generations": 30, "population": 20, "c
             "mutations": 10, "elites": 15, "p_mutate": 0.1, "fitness": "avg"}
 
 
-@register("optemb", params=DEFAULTS)
+@register("optemb", params=DEFAULTS, label="OptEmb", native_mode=True)
 def make_masks(ctx: MethodContext, targets: list) -> dict:
     p = {**DEFAULTS, **ctx.params}
     split, settings = ctx.split, ctx.train_settings()

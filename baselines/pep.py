@@ -19,7 +19,7 @@ from baselines import MethodContext, register
 from ciess.masks import capacity, elements_mask, meets_budget
 from ciess.models import build_model, embedding_tables
 from ciess.sampler import TripleSampler
-from ciess.train import _lr_at, seed_everything
+from ciess.train import lr_at, seed_everything
 
 
 class SoftThreshold(nn.Module):
@@ -42,7 +42,7 @@ DEFAULTS = {"threshold_init": -15.0, "s_lr": 1e-3, "s_weight_decay": 1e-5, "chec
             "max_steps": 30000, "batch_size": None, "model_lr": None}
 
 
-@register("pep", params=DEFAULTS)
+@register("pep", params=DEFAULTS, label="PEP")
 def make_masks(ctx: MethodContext, targets: list[int]) -> dict:
     p = {**DEFAULTS, **ctx.params}
     if any(t is None for t in targets):
@@ -71,7 +71,7 @@ def make_masks(ctx: MethodContext, targets: list[int]) -> dict:
     captured, previous_sparsity = {}, 0.0
     for step in range(1, int(p["max_steps"]) + 1):
         # the rest of the model: the base model's schedule, or a fixed `model_lr` (official 1e-3)
-        opt.param_groups[1]["lr"] = p["model_lr"] or _lr_at(step - 1, hp)
+        opt.param_groups[1]["lr"] = p["model_lr"] or lr_at(step - 1, hp)
         u, pos, neg = (x.to(settings.device) for x in sampler.sample())
         loss = model.calculate_loss({model.USER_ID: u, model.ITEM_ID: pos, model.NEG_ITEM_ID: neg})
         opt.zero_grad(set_to_none=True)

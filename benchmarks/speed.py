@@ -80,13 +80,14 @@ def measure_recbole(kind: str, model_name: str, manifest: Path, batch: int, n_ba
     from recbole.utils import get_trainer, init_seed
 
     from ciess.masks import sizes_mask
-    from ciess.models import MODELS, model_defaults
-    from ciess.recbole_bridge import STOCK_NAMES, recbole_config, recbole_data
+    from ciess.models import model_defaults, model_spec
+    from ciess.recbole_bridge import recbole_config, recbole_data
     from baselines.es import equal_size_for_budget
 
     hp = {k: v for k, v in model_defaults(model_name).items()
           if k not in ("lr", "lr_decay", "decay_batches", "min_lr", "mask_gmf", "init_std")}
-    model_cls = STOCK_NAMES[model_name] if kind == "stock" else MODELS[model_name]
+    spec = model_spec(model_name)
+    model_cls = spec.recbole_class if kind == "stock" else spec.model_class()
     cfg = recbole_config(manifest.parent, json.loads(manifest.read_text())["dataset"], model_cls,
                          {**hp, "train_batch_size": batch, "eval_batch_size": 4096,
                           "learning_rate": 0.001}, workdir=workdir)
@@ -97,7 +98,7 @@ def measure_recbole(kind: str, model_name: str, manifest: Path, batch: int, n_ba
     dataset, train, valid, _ = recbole_data(cfg)
     from recbole.utils import get_model
 
-    model = (get_model(model_cls) if kind == "stock" else MODELS[model_name])(cfg, train._dataset)
+    model = (get_model(model_cls) if kind == "stock" else model_cls)(cfg, train._dataset)
     if kind == "masked":
         nu, ni = dataset.user_num, dataset.item_num
         size = equal_size_for_budget(90, nu, ni, model.n_tables)
@@ -125,7 +126,7 @@ def measure_suite(model_name: str, manifest: Path, repeats: int) -> dict:
 
     from ciess.evaluate import evaluate
     from ciess.masks import sizes_mask
-    from ciess.models import build_model
+    from ciess.models import build_model, model_spec
     from ciess.sampler import TripleSampler
     from ciess.train import train_step
     from ciess.split_data import load_split
@@ -133,7 +134,7 @@ def measure_suite(model_name: str, manifest: Path, repeats: int) -> dict:
 
     split = load_split(manifest)
     torch.manual_seed(0)
-    n_tables = 2 if model_name == "neumf" else 1
+    n_tables = model_spec(model_name).n_tables
     size = equal_size_for_budget(90, split.n_users, split.n_items, n_tables)
     mask = sizes_mask(torch.full((split.n_users,), size).numpy(),
                       torch.full((split.n_items,), size).numpy())

@@ -6,7 +6,12 @@ from __future__ import annotations
 
 from ciess.masks import D_MAX
 
-EXTRA_MODEL_KEYS = {"neumf": {"mask_gmf"}}  # settings the suite adds to a model's own
+# Old config names still accepted: (path, old name or value, new), with a deprecation message.
+RENAMED_KEYS = [(("ciess", "selection"), "l", "top_l")]
+RENAMED_VALUES = [(("ciess", "reward", "memory"), "paper", "size_squared"),
+                  (("ciess", "reward", "memory"), "code", "size_minus_one_squared"),
+                  (("ciess", "init_quality"), "one", 1.0),
+                  (("ciess", "init_quality"), "code", 0.5)]
 
 
 class ConfigError(ValueError):
@@ -34,9 +39,31 @@ def schema_integers(value, schema: dict, key: str = "") -> list[str]:
     return problems
 
 
-def model_override_problems(model: str, overrides: dict, defaults: dict) -> list[str]:
+def rename_deprecated(config: dict) -> list[str]:
+    """Rewrite old config names in place to the current ones; returns one message per rename.
+    An old key given together with its new name wins (an override file still using it)."""
+    messages = []
+    for path, old, new in RENAMED_KEYS:
+        block = config
+        for part in path:
+            block = block.get(part, {}) if isinstance(block, dict) else {}
+        if isinstance(block, dict) and old in block:
+            block[new] = block.pop(old)
+            messages.append(f"config {'.'.join(path)}.{old} is now {'.'.join(path)}.{new}")
+    for path, old, new in RENAMED_VALUES:
+        block = config
+        for part in path[:-1]:
+            block = block.get(part, {}) if isinstance(block, dict) else {}
+        if isinstance(block, dict) and block.get(path[-1]) == old and not isinstance(old, bool):
+            block[path[-1]] = new
+            messages.append(f"config {'.'.join(path)}: '{old}' is now written {new!r}")
+    return messages
+
+
+def model_override_problems(model: str, overrides: dict, defaults: dict,
+                            suite_settings: dict) -> list[str]:
     problems = []
-    known = set(defaults) | EXTRA_MODEL_KEYS.get(model, set())
+    known = set(defaults) | set(suite_settings)
     for key, value in overrides.items():
         where = f"config model_overrides.{model}.{key}"
         if key not in known:
@@ -47,7 +74,7 @@ def model_override_problems(model: str, overrides: dict, defaults: dict) -> list
                             "sizes are set by masks")
             continue
         default = defaults.get(key)
-        if isinstance(default, bool) or key in EXTRA_MODEL_KEYS.get(model, set()):
+        if isinstance(default, bool) or isinstance(suite_settings.get(key), bool):
             if not isinstance(value, bool):
                 problems.append(f"{where}: must be true or false, got {value!r}")
         elif isinstance(default, int):
@@ -61,15 +88,57 @@ def model_override_problems(model: str, overrides: dict, defaults: dict) -> list
     return problems
 
 
-def check_config(config: dict, schema: dict, model_defaults, method_params) -> None:
-    """Raise ConfigError listing every problem. ``model_defaults(name)`` and
-    ``method_params(name, params, module)`` come from the model and method registries."""
+def dataset_problems(config: dict, catalog: dict) -> list[str]:
+    """Every profile dataset must be a catalog entry and have the per-dataset CIESS settings."""
+    problems = []
+    for dataset in config["datasets"]:
+        if dataset not in catalog:
+            problems.append(f"config datasets: '{dataset}' is not in the dataset catalog "
+                            f"{config['dataset_catalog']} (entries: {sorted(catalog)}); add it "
+                            "there (docs/adding_a_dataset.md)")
+        for key in ("lambda",):
+            if dataset not in config["ciess"][key]:
+                problems.append(f"config ciess.{key}: no value for dataset '{dataset}'")
+        if config["ciess"]["studies"]["lambda_models"] and \
+                dataset not in config["ciess"]["studies"]["lambda_grid"]:
+            problems.append(f"config ciess.studies.lambda_grid: no grid for dataset '{dataset}' "
+                            "(or empty ciess.studies.lambda_models)")
+    return problems
+
+
+def model_problems(config: dict, registry: dict) -> list[str]:
+    """Models named anywhere in the config must be registered; their overrides known settings."""
+    problems = []
+    studies = config["ciess"]["studies"]
+    named = [("models", m) for m in config["models"]] + \
+        [(f"model_overrides.{m}", m) for m in config["model_overrides"]] + \
+        [(f"ciess.studies.{k}", m) for k in ("main_models", "ablation_models", "lambda_models",
+                                              "interval_models") for m in studies[k]] + \
+        [("size_response.models", m) for m in config.get("size_response", {}).get("models", [])]
+    for where, model in named:
+        if model not in registry:
+            problems.append(f"config {where}: no base model '{model}' is registered (known: "
+                            f"{sorted(registry)}); a model of your own is named in `plugins` "
+                            "(docs/adding_a_model.md)")
+    for model, overrides in config["model_overrides"].items():
+        if model in registry:
+            spec = registry[model]
+            problems += model_override_problems(model, overrides or {}, spec.defaults,
+                                                spec.suite_settings)
+    return problems
+
+
+def check_config(config: dict, schema: dict, catalog: dict, registry: dict,
+                 method_params) -> None:
+    """Raise ConfigError listing every problem. ``catalog``: the merged dataset catalog;
+    ``registry``: the model registry (name -> ModelSpec); ``method_params(name, params,
+    module)`` comes from the method registry."""
     problems = schema_integers(config, schema)
     ratios = config["data"]["split"]["ratios"]
     if len(ratios) != 3 or abs(sum(ratios) - 1.0) > 1e-9 or min(ratios) <= 0:
         problems.append(f"config data.split.ratios: three positive numbers summing to 1, got {ratios}")
-    for model, overrides in config["model_overrides"].items():
-        problems += model_override_problems(model, overrides or {}, model_defaults(model))
+    problems += dataset_problems(config, catalog)
+    problems += model_problems(config, registry)
     for name, spec in config["methods"].items():
         try:
             method_params(name, spec.get("params") or {}, spec.get("module"))

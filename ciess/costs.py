@@ -8,16 +8,13 @@ retraining of every candidate it sent to selection.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
 
 from ciess.io import read_json
 from ciess.logs import log_span
-from ciess.reports import describe_method
-
-CANDIDATE = re.compile(r"^(ciess-.+)-e\d+i\d+$")
+from ciess.reports import run_columns
 
 
 def _records(root: Path):
@@ -36,15 +33,15 @@ def cost_table(root: str | Path) -> pd.DataFrame:
     for path, rec in _records(root):
         method, budget = rec["method"], rec.get("budget", "dense")
         key = (rec["dataset"], rec["model"], rec["seed"])
-        m = CANDIDATE.match(method)
-        if m:  # a retrained CIESS candidate: part of its search's cost
-            candidates[key + (m.group(1),)] = candidates.get(key + (m.group(1),), 0.0) + \
+        label = run_columns(rec, path)["method_label"]
+        if label == "CIESS candidate":  # a retrained candidate: part of its search's cost
+            candidates[key + (rec["search"],)] = candidates.get(key + (rec["search"],), 0.0) + \
                 rec.get("wall_time_s", 0.0)
             continue
         search_s = None
-        if method.startswith("ciess-"):
-            log = root / "search" / rec["dataset"] / rec["model"] / method / f"seed{rec['seed']}" \
-                / "search_log.csv"
+        if rec.get("search"):
+            log = root / "search" / rec["dataset"] / rec["model"] / rec["search"] / \
+                f"seed{rec['seed']}" / "search_log.csv"
             if log.exists():
                 t = pd.read_csv(log)
                 search_s = float(t[["t_train_s", "t_eval_s", "t_rl_s"]].to_numpy().sum())
@@ -56,15 +53,15 @@ def cost_table(root: str | Path) -> pd.DataFrame:
                 span = log_span(log)
             search_s = span[2] if span else None
         rows.append({"dataset": rec["dataset"], "model": rec["model"], "method": method,
-                     "method_label": describe_method(method, budget)["method_label"],
+                     "method_label": label, "search": rec.get("search"),
                      "budget": budget, "seed": rec["seed"], "params": rec["params"],
                      "sparsity": rec["sparsity"], "search_s": search_s,
                      "retrain_s": rec.get("wall_time_s")})
     out = pd.DataFrame(rows)
     if out.empty:
         return out
-    cand = [candidates.get((r.dataset, r.model, r.seed, r.method), None)
-            if r.method.startswith("ciess-") else None for r in out.itertuples()]
+    cand = [candidates.get((r.dataset, r.model, r.seed, r.search)) if r.search else None
+            for r in out.itertuples()]
     out["candidates_retrain_s"] = cand
     return out
 

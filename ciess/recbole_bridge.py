@@ -15,9 +15,6 @@ from ciess import compat  # noqa: F401  (must precede every recbole import)
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 
-STOCK_NAMES = {"lightgcn": "LightGCN", "ngcf": "NGCF", "neumf": "NeuMF"}
-
-
 def recbole_config(split_dir: str | Path, dataset: str, model, overrides: dict | None = None,
                    workdir: str | Path | None = None) -> Config:
     split_dir = Path(split_dir).resolve()

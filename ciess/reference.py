@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ciess.reports import MODEL_LABEL, TABLE_METRICS, describe_method, paper_cells
+from ciess.reports import TABLE_METRICS, model_label, paper_cells, run_columns
 
 SHORT = {"recall@5": "R@5", "recall@20": "R@20", "ndcg@5": "N@5", "ndcg@20": "N@20"}
 METHOD_ORDER = ["Full", "ES", "MR", "PEP", "ESAPN", "OptEmb", "ESAPN-B", "OptEmb-B", "CIESS"]
@@ -36,7 +36,7 @@ def reference_rows(metric_files) -> pd.DataFrame:
         for protocol, metrics in by_protocol.items():
             for metric in TABLE_METRICS:
                 rows.append({"dataset": rec["dataset"], "model": rec["model"],
-                             "method_label": describe_method(rec["method"], budget)["method_label"],
+                             "method_label": run_columns(rec, path)["method_label"],
                              "budget": budget, "seed": rec["seed"], "protocol": protocol,
                              "headline": protocol == rec["final_protocol"], "metric": metric,
                              "value": metrics[metric], "sparsity": rec["sparsity"],
@@ -72,7 +72,7 @@ def wide_beside_paper(rows: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
                                                  seeds=("seed", "nunique"),
                                                  headline=("headline", "max"))
     out = out.join(extra).reset_index()
-    out["model"] = out["model"].map(lambda m: MODEL_LABEL.get(m, m))
+    out["model"] = out["model"].map(model_label)
     order = {m: i for i, m in enumerate(METHOD_ORDER)}
     out["_m"] = out["method_label"].map(lambda m: order.get(m, len(order)))
     out["_p"] = (~out["headline"].astype(bool)).astype(int)  # the headline protocol first

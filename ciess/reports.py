@@ -1,40 +1,45 @@
 """Aggregation of every run's metrics into tidy tables, and the paper tables beside ours.
 
-Method labels: ``full`` -> Full; ``es``/``mr``/``pep`` -> ES/MR/PEP; ``esapn``/``optemb`` native
--> ESAPN/OptEmb and budgeted -> ESAPN-B/OptEmb-B; ``ciess-<noise>-<rw>-lam<l>[-ep<a>-<b>]`` ->
-CIESS with its variant in columns (noise, random_walk, lambda, episodes).
+Every metrics JSON says how tables name its method (``method_label``: Full, ES, ESAPN-B, CIESS,
+...) and, for CIESS, its variant (``variant``: noise, random_walk, lambda, episodes); the
+workflow writes both (``ciess.labels.describe_run``), and the reports read them.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ciess.evaluate import METRICS
+from ciess.labels import budget_label, target_sparsity
 from ciess.records import read_record
 
-CIESS_RE = re.compile(r"^ciess-(g|u|ou|none)-(rw|norw)-lam([0-9.]+)(?:-ep(\d+)-(\d+))?$")
-NOISE_LABEL = {"g": "G", "u": "U", "ou": "OU", "none": "none"}
-MODEL_LABEL = {"lightgcn": "LightGCN", "ngcf": "NGCF", "neumf": "NeuMF"}
-BASELINE_LABEL = {"full": "Full", "es": "ES", "mr": "MR", "pep": "PEP", "esapn": "ESAPN",
-                  "optemb": "OptEmb"}
 TABLE_METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
+VARIANT_KEYS = ("noise", "random_walk", "lambda", "episodes")
 
 
-def describe_method(method: str, budget: str) -> dict:
-    """Split a method label into the columns the reports group by."""
-    m = CIESS_RE.match(method)
-    if m:
-        noise, walk, lam, ep_a, ep_b = m.groups()
-        return {"method_label": "CIESS", "noise": NOISE_LABEL[noise], "random_walk": walk == "rw",
-                "lambda": float(lam), "episodes": f"{ep_a}-{ep_b}" if ep_a else "all"}
-    base = BASELINE_LABEL.get(method, method)
-    if method in ("esapn", "optemb") and budget != "native":
-        base += "-B"
-    return {"method_label": base, "noise": None, "random_walk": None, "lambda": None,
-            "episodes": None}
+class RecordTooOld(ValueError):
+    """A metrics JSON written before records carried ``method_label`` and ``variant``."""
+
+
+def run_columns(rec: dict, path) -> dict:
+    """The columns reports group a run by: its method label and CIESS variant (fields of the
+    record)."""
+    if "method_label" not in rec:
+        raise RecordTooOld(f"{path}: no 'method_label' field (written before records described "
+                           "their method); run `python -m ciess.migrate_records <results folder>` "
+                           "once")
+    variant = rec.get("variant") or {}
+    return {"method_label": rec["method_label"], **{k: variant.get(k) for k in VARIANT_KEYS}}
+
+
+def model_label(name: str) -> str:
+    """How tables name a base model (its registered label; the name if it is not registered
+    here, e.g. a plugin model whose module this process did not import)."""
+    from ciess.models.registry import MODELS
+
+    return MODELS[name].label if name in MODELS else name
 
 
 def collect(metric_files: list[str | Path]) -> pd.DataFrame:
@@ -45,9 +50,8 @@ def collect(metric_files: list[str | Path]) -> pd.DataFrame:
         budget = rec.get("budget", "dense")
         base = {"dataset": rec["dataset"], "model": rec["model"], "method": rec["method"],
                 "budget": budget, "seed": rec["seed"], "status": rec.get("status", "ok"),
-                "target_sparsity": (int(budget[1:]) / 100
-                                    if re.fullmatch(r"c\d+", budget) else None),
-                **describe_method(rec["method"], budget), "file": str(path)}
+                "target_sparsity": target_sparsity(budget), **run_columns(rec, path),
+                "file": str(path)}
         if base["status"] != "ok":
             rows.append({**base, "split": None, "metric": None, "value": np.nan,
                          "sparsity": np.nan, "params": np.nan})
@@ -148,7 +152,7 @@ def paper_cells(paper: pd.DataFrame, table: str) -> pd.DataFrame:
     """The paper's rows of one table, keyed like ours: lower-case model, budget label."""
     p = paper[paper["table"] == table].copy()
     p["model"] = p["model"].str.lower()
-    p["budget"] = p["target_sparsity"].map(lambda x: "native" if pd.isna(x) else f"c{round(x * 100)}")
+    p["budget"] = p["target_sparsity"].map(lambda x: budget_label(None if pd.isna(x) else round(x * 100)))
     return p
 
 

@@ -8,7 +8,7 @@ import torch
 
 from ciess.io import atomic_path, sha256_file, write_json
 from ciess.masks import Mask, check_budget, load_mask
-from ciess.models import MODELS, gmf_dense
+from ciess.models import gmf_dense, model_spec
 from ciess.provenance import run_provenance
 from ciess.split_data import load_split
 from ciess.train import TrainSettings, run_masked_training
@@ -36,7 +36,7 @@ def train_and_record(manifest: str, model_name: str, seed: int, train_cfg: dict,
     mask: Mask | None = None
     if mask_path is not None:
         mask = load_mask(mask_path, split.n_users, split.n_items)
-        check_budget(mask, (labels or {}).get("budget", "native"), MODELS[model_name].n_tables,
+        check_budget(mask, (labels or {}).get("budget", "native"), model_spec(model_name).n_tables,
                      gmf_dense(model_name, model_overrides), str(mask_path))
     settings = TrainSettings.from_config(train_cfg)
     log.info("training %s on %s (%d users, %d items, %d train) with %s, seed %d, protocol %s",

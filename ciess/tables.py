@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ciess.reference import METHOD_ORDER, SHORT
-from ciess.reports import MODEL_LABEL, TABLE_METRICS
+from ciess.reports import TABLE_METRICS, model_label
 
 
 def wide_table(long: pd.DataFrame, variant_keys: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -42,7 +42,7 @@ def wide_table(long: pd.DataFrame, variant_keys: tuple[str, ...] = ()) -> pd.Dat
     out["_b"] = (out["budget"] != "dense").astype(int)
     out = out.sort_values(["dataset", "model", "_b", "budget", "_m", *variant_keys]).drop(
         columns=["_m", "_b"]).reset_index(drop=True)
-    out["model"] = out["model"].map(lambda m: MODEL_LABEL.get(m, m))
+    out["model"] = out["model"].map(model_label)
     return out
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ciess import compat  # noqa: F401  (item 7: optimizers without the torch._dynamo import)
 from ciess.evaluate import EvalResult, evaluate
 from ciess.masks import Mask, account
 from ciess.models import build_model, gmf_dense, rewind_tables
@@ -43,7 +44,7 @@ class TrainSettings:
         unknown = set(cfg) - known
         if unknown:
             raise KeyError(f"train settings: unknown keys {sorted(unknown)} (known: {sorted(known)})")
-        return cls(**cfg)
+        return cls(**{**cfg, "device": resolve_device(cfg.get("device", cls.device))})
 
 
 @dataclass
@@ -81,7 +82,7 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def _lr_at(step: int, hp: dict) -> float:
+def lr_at(step: int, hp: dict) -> float:
     return max(hp["lr"] * hp["lr_decay"] ** (step // hp["decay_batches"]), hp["min_lr"])
 
 
@@ -140,19 +141,19 @@ def train_model(model: torch.nn.Module, split: SplitData, settings: TrainSetting
         t0 = time.perf_counter()
         for _ in range(chunk):
             for group in optim.param_groups:
-                group["lr"] = _lr_at(step, hp)
+                group["lr"] = lr_at(step, hp)
             loss = train_step(model, optim, sampler, device, hooks, step)
             running += loss.item()
             step += 1
             if step % per_epoch == 0 and settings.eval_every > per_epoch:  # progress between evals
                 log.info("%sepoch %d (step %d/%d): loss %.4f, lr %.5f", tag, step // per_epoch,
-                         step, limit, loss.item(), _lr_at(step - 1, hp))
+                         step, limit, loss.item(), lr_at(step - 1, hp))
         t_train += time.perf_counter() - t0
         eta = _eta(t_train / step * (limit - step) + t_eval / max(len(history), 1) *
                    -(-(limit - step) // settings.eval_every))
         if truth is None:
             history.append({"step": step, "epoch": step / per_epoch, "loss": running / chunk,
-                            "lr": _lr_at(step - 1, hp)})
+                            "lr": lr_at(step - 1, hp)})
             log.info("%sstep %d/%d (epoch %.2f): loss %.4f [train %.1fs, ETA %s]", tag, step,
                      limit, step / per_epoch, running / chunk, t_train, eta)
             running = 0.0
@@ -164,7 +165,7 @@ def train_model(model: torch.nn.Module, split: SplitData, settings: TrainSetting
         score = result.means["avg"]
         history.append({"step": step, "epoch": step / per_epoch, "loss": running / chunk,
                         f"{target}_avg": score, "recall@20": result.means["recall@20"],
-                        "lr": _lr_at(step - 1, hp)})
+                        "lr": lr_at(step - 1, hp)})
         log.info("%sstep %d/%d (epoch %.2f): loss %.4f, %s AVG %.5f, Recall@20 %.5f, NDCG@20 %.5f "
                  "[train %.1fs, eval %.1fs, ETA %s at most]", tag, step, limit, step / per_epoch,
                  running / chunk, target, score, result.means["recall@20"],

@@ -173,8 +173,8 @@ def test_sizes_are_integers_in_range_with_and_without_walk():
 # ------------------------------------------------------------------------------ reward, state
 def test_reward_formulas_on_hand_values():
     evals, q, d = np.array([0.2]), np.array([0.5]), np.array([64.0])
-    assert reward(evals, q, d, 0.4, "ratio", "paper")[0] == pytest.approx(0.5 - 0.4 * 0.25)
-    assert reward(evals, q, d, 0.01, "raw", "code")[0] == pytest.approx(0.2 - 0.01 * (63 / 128) ** 2)
+    assert reward(evals, q, d, 0.4, "ratio", "size_squared")[0] == pytest.approx(0.5 - 0.4 * 0.25)
+    assert reward(evals, q, d, 0.01, "raw", "size_minus_one_squared")[0] == pytest.approx(0.2 - 0.01 * (63 / 128) ** 2)
 
 
 def test_quality_ratio_is_clipped_and_guards_zero_peak():

@@ -13,13 +13,14 @@ import pytest
 import yaml
 
 from baselines import method_params
-from ciess.config_checks import ConfigError, check_config
+from ciess.config_checks import ConfigError, check_config, rename_deprecated
+from ciess.data.fetch import load_catalog
 from ciess.data.preprocess import check_published, parse_movielens, read_int_table
 from ciess.data.split import split_per_user, write_split
 from ciess.io import atomic_path, load_npz, write_json
 from ciess.logs import JobAlreadyRunning, hold_job_lock
 from ciess.masks import (MaskFileError, check_budget, load_mask, save_mask, sizes_mask)
-from ciess.models import model_defaults
+from ciess.models.registry import MODELS
 from ciess.records import RecordError, read_record
 from ciess.split_data import SplitMismatch, load_split
 from conftest import REPO
@@ -173,11 +174,31 @@ def _schema():
     ("data.split.ratios", [0.6, 0.3, 0.3], r"data\.split\.ratios: three positive numbers summing to 1"),
     ("ciess.selection.budgets", [], r"ciess\.selection\.budgets: empty"),
     ("methods.bogus", {"budgets": [80], "params": {}}, r"no embedding-size method 'bogus' is registered"),
+    ("models", ["lightgcn", "mf"], r"config models: no base model 'mf' is registered .*`plugins`"),
+    ("ciess.studies.main_models", ["lgcn"], r"config ciess\.studies\.main_models: no base model 'lgcn'"),
+    ("datasets", ["ml-100k", "ml-10m"], r"config datasets: 'ml-10m' is not in the dataset catalog"),
+    ("ciess.lambda", {"ml-1m": 0.4}, r"config ciess\.lambda: no value for dataset 'ml-100k'"),
 ])
 def test_config_problems_are_named_at_dag_start(key, value, message):
     with pytest.raises(ConfigError, match=message):
-        check_config(_config(**{key: value}), _schema(), model_defaults, method_params)
-    check_config(_config(), _schema(), model_defaults, method_params)  # the profile itself passes
+        _check(_config(**{key: value}))
+    _check(_config())  # the profile itself passes
+
+
+def _check(cfg):
+    check_config(cfg, _schema(), load_catalog(REPO / cfg["dataset_catalog"]), MODELS,
+                 method_params)
+
+
+def test_old_config_names_are_accepted_with_a_deprecation_message():
+    cfg = _config(**{"ciess.selection.l": 5, "ciess.reward.memory": "code",
+                     "ciess.init_quality": "one"})
+    messages = rename_deprecated(cfg)
+    assert cfg["ciess"]["selection"]["top_l"] == 5 and "l" not in cfg["ciess"]["selection"]
+    assert cfg["ciess"]["reward"]["memory"] == "size_minus_one_squared"
+    assert cfg["ciess"]["init_quality"] == 1.0
+    assert len(messages) == 3 and "ciess.selection.l is now ciess.selection.top_l" in messages[0]
+    _check(cfg)
 
 
 def test_bad_config_stops_the_dag_before_any_job(tmp_path):

@@ -6,9 +6,10 @@ import json
 import pandas as pd
 import pytest
 
-from ciess.reports import (beside_paper, collect, describe_method, format_table,
-                           provenance_summary, provenance_table, summarise, table1_rows,
-                           table2_rows)
+from baselines import table_label
+from ciess.labels import describe_run
+from ciess.reports import (RecordTooOld, beside_paper, collect, format_table, provenance_summary,
+                           provenance_table, summarise, table1_rows, table2_rows)
 from conftest import REPO
 from helpers import has_image, run_notebook
 
@@ -21,19 +22,40 @@ def _record(tmp_path, method, budget, seed, recall20, model="lightgcn", dataset=
                                      "ndcg@10", "ndcg@20", "avg")}
     rec = {"dataset": dataset, "model": model, "method": method, "budget": budget, "seed": seed,
            "status": status, "valid": metrics, "test": metrics, "params": 1000, "capacity": 10000,
-           "sparsity": 0.9, "data_manifest_sha256": "d0"}
+           "sparsity": 0.9, "data_manifest_sha256": "d0",
+           **describe_run(method, budget, table_label)}  # what the workflow writes
     path = tmp_path / f"{method}-{budget}-{seed}-{model}.json"
     path.write_text(json.dumps(rec))
     return path
 
 
-def test_method_labels():
-    assert describe_method("ciess-g-rw-lam0.4", "c80")["method_label"] == "CIESS"
-    d = describe_method("ciess-ou-norw-lam0.2-ep7-12", "c90")
-    assert (d["noise"], d["random_walk"], d["lambda"], d["episodes"]) == ("OU", False, 0.2, "7-12")
-    assert describe_method("esapn", "native")["method_label"] == "ESAPN"
-    assert describe_method("esapn", "c90")["method_label"] == "ESAPN-B"
-    assert describe_method("pep", "c90")["method_label"] == "PEP"
+def test_reports_read_the_record_fields_not_the_method_name(tmp_path):
+    path = _record(tmp_path, "es", "c80", 0, 0.2)
+    rec = json.loads(path.read_text())
+    rec.update(method_label="Renamed", variant=None)
+    path.write_text(json.dumps(rec))
+    assert set(collect([path])["method_label"]) == {"Renamed"}
+    del rec["method_label"]
+    path.write_text(json.dumps(rec))
+    with pytest.raises(RecordTooOld, match=r"es-c80-0-lightgcn\.json: no 'method_label' field.*"
+                       r"ciess\.migrate_records"):
+        collect([path])
+
+
+def test_migration_adds_the_fields_to_old_records(tmp_path):
+    from ciess.migrate_records import migrate
+
+    old = {"dataset": "ml-1m", "model": "lightgcn", "budget": "c90", "seed": 0}
+    for method in ("ciess-ou-norw-lam0.2-ep7-12", "esapn", "full"):
+        (tmp_path / method).mkdir()
+        (tmp_path / method / "metrics.json").write_text(json.dumps({**old, "method": method}))
+    assert migrate(tmp_path) == 3 and migrate(tmp_path) == 0  # idempotent
+    ciess = json.loads((tmp_path / "ciess-ou-norw-lam0.2-ep7-12/metrics.json").read_text())
+    assert ciess["method_label"] == "CIESS" and ciess["search"] == "ciess-ou-norw-lam0.2"
+    assert ciess["variant"] == {"noise": "OU", "random_walk": False, "lambda": 0.2,
+                                "episodes": "7-12"}
+    assert json.loads((tmp_path / "esapn/metrics.json").read_text())["method_label"] == "ESAPN-B"
+    assert json.loads((tmp_path / "full/metrics.json").read_text())["method_label"] == "Full"
 
 
 def test_results_schema_and_table1_beside_the_paper(tmp_path):
@@ -112,7 +134,7 @@ def test_pareto_and_fig3_show_their_figures_inline(tmp_path):
     log = pd.DataFrame([{"dataset": "ml-1m", "random_walk": rw, "seed": 0, "episode": e, "iteration": 1,
                          "mean_reward_user": 0.5, "mean_reward_item": 0.6, "mean_action_user": 30.0,
                          "mean_action_item": 20.0, "lambda": 0.4, "reward_quality": "ratio",
-                         "reward_memory": "paper"} for rw in (True, False) for e in (1, 2)])
+                         "reward_memory": "size_squared"} for rw in (True, False) for e in (1, 2)])
     log.to_csv(tmp_path / "log.csv", index=False)
     for name, params in (("pareto", {"results_csv": str(tmp_path / "results.csv"),
                                      "default_lambda": {"ml-1m": 0.4}}),

@@ -21,7 +21,7 @@ def test_rows_per_budget_and_size_with_the_search_reward():
     budgets = [Budget.from_config({"unit": "batches", "value": 3}),
                Budget.from_config({"unit": "epochs", "value": 1}), Budget.from_config("converged")]
     table = size_response(split, "lightgcn", _settings(), {}, peak_u, peak_i, [2, 16, 128],
-                          budgets, 0.4, "ratio", "paper", seed=0)
+                          budgets, 0.4, "ratio", "size_squared", seed=0)
     assert list(table["budget"]) == ["3 batches"] * 3 + ["1 epochs"] * 3 + ["converged"] * 3
     assert list(table["size"]) == [2, 16, 128] * 3
     assert (table.loc[table["budget"] == "3 batches", "steps"] == 3).all()
@@ -42,7 +42,7 @@ def test_same_seed_same_table():
     split = random_split(n_users=30, n_items=20, per_user=10)
     peak = np.full(30, 0.3), np.full(20, 0.3)
     args = (split, "lightgcn", _settings(), {}, *peak, [4, 32],
-            [Budget.from_config({"unit": "batches", "value": 4})], 0.4, "ratio", "paper")
+            [Budget.from_config({"unit": "batches", "value": 4})], 0.4, "ratio", "size_squared")
     a, b = size_response(*args, seed=3), size_response(*args, seed=3)
     pd.testing.assert_frame_equal(a.drop(columns="t_train_s"), b.drop(columns="t_train_s"))
 
@@ -59,7 +59,7 @@ def test_bad_sizes_are_refused_before_training(sizes):
     split = random_split(n_users=10, n_items=10, per_user=6)
     with pytest.raises(ValueError, match="sizes must be integers in 1..128"):
         size_response(split, "lightgcn", _settings(), {}, np.ones(10), np.ones(10), sizes,
-                      [Budget("converged")], 0.4, "ratio", "paper", seed=0)
+                      [Budget("converged")], 0.4, "ratio", "size_squared", seed=0)
 
 
 def _table(values, budget="5 epochs"):

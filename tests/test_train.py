@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ciess.sampler import TripleSampler
-from ciess.train import TrainSettings, _lr_at, run_masked_training
+from ciess.train import TrainSettings, lr_at, run_masked_training
 from ciess.masks import sizes_mask
 from helpers import random_split
 
@@ -43,9 +43,9 @@ def test_interaction_sampler_visits_every_training_pair_once_per_epoch():
 
 def test_lr_decays_every_decay_batches_with_a_floor():
     hp = {"lr": 0.03, "lr_decay": 0.9, "decay_batches": 200, "min_lr": 1e-3}
-    assert _lr_at(199, hp) == pytest.approx(0.03)
-    assert _lr_at(200, hp) == pytest.approx(0.027)
-    assert _lr_at(10**6, hp) == pytest.approx(1e-3)
+    assert lr_at(199, hp) == pytest.approx(0.03)
+    assert lr_at(200, hp) == pytest.approx(0.027)
+    assert lr_at(10**6, hp) == pytest.approx(1e-3)
 
 
 def test_same_seed_gives_identical_metrics_on_cpu():

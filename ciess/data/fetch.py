@@ -47,9 +47,25 @@ class Source:
     note: str = ""
 
 
-def load_catalog(path: str | os.PathLike) -> dict:
-    with open(path) as fh:
-        return yaml.safe_load(fh)
+def load_catalog(paths: str | os.PathLike | list) -> dict:
+    """The dataset catalog: one YAML file, or several merged in order (your own datasets beside
+    the shipped ones). A name defined twice, or an entry without `parser`/`sources`, is an error
+    naming the file."""
+    catalog: dict = {}
+    where: dict = {}
+    for path in [paths] if isinstance(paths, (str, os.PathLike)) else paths:
+        with open(path) as fh:
+            entries = yaml.safe_load(fh) or {}
+        if not isinstance(entries, dict):
+            raise ValueError(f"{path}: a dataset catalog maps dataset names to entries")
+        for name, entry in entries.items():
+            if name in catalog:
+                raise ValueError(f"{path}: dataset '{name}' is already defined in {where[name]}")
+            missing = [k for k in ("parser", "sources") if not isinstance(entry, dict) or k not in entry]
+            if missing:
+                raise ValueError(f"{path}: dataset '{name}' lacks {missing}")
+            catalog[name], where[name] = entry, path
+    return catalog
 
 
 def dataset_sources(catalog: dict, dataset: str) -> list[Source]:

@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ciess import compat  # noqa: F401  (item 7: optimizers without the torch._dynamo import)
 from ciess.masks import D_MAX
 
 

@@ -12,7 +12,7 @@ from ciess.split_data import SplitData
 from ciess.train import TrainSettings, seed_everything, train_model
 
 REWARD_QUALITY = ("ratio", "raw")
-REWARD_MEMORY = ("paper", "code")
+REWARD_MEMORY = ("size_squared", "size_minus_one_squared")  # (d/128)^2 (paper) | ((d-1)/128)^2 (code)
 
 
 def encode_popularity(freq: np.ndarray) -> np.ndarray:
@@ -35,7 +35,7 @@ def reward(evals: np.ndarray, q: np.ndarray, sizes: np.ndarray, lam: float, qual
     if quality not in REWARD_QUALITY or memory not in REWARD_MEMORY:
         raise ValueError(f"reward.quality in {REWARD_QUALITY}, reward.memory in {REWARD_MEMORY}")
     gain = q if quality == "ratio" else evals
-    cost = (sizes / D_MAX) ** 2 if memory == "paper" else ((sizes - 1.0) / D_MAX) ** 2
+    cost = (sizes / D_MAX) ** 2 if memory == "size_squared" else ((sizes - 1.0) / D_MAX) ** 2
     return gain - lam * cost
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 
 from ciess.evaluate import METRICS
+from ciess.labels import Search
 from ciess.masks import D_MAX
 from ciess.search.agent import TD3Agent, TD3Settings
 from ciess.search.env import SizeSearchEnv, quality_ratio, reward
@@ -26,16 +27,28 @@ class SearchSettings:
     iterations: int = 10  # T
     lam: float = 0.4
     reward_quality: str = "ratio"  # ratio (paper) | raw (code)
-    reward_memory: str = "paper"  # paper | code
+    reward_memory: str = "size_squared"  # size_squared (paper) | size_minus_one_squared (code)
     noise: str = "gaussian"  # gaussian | uniform | ou | none
     noise_scope: str = "entity"  # entity | shared (code)
     noise_position: str = "before_walk"  # before_walk (paper) | after_argmax (code)
     random_walk: bool = True
     walk_threshold: int = 5
     walk_steps: int = 5
-    init_quality: str = "one"  # one (paper) | code (encoded 0)
+    init_quality: float = 1.0  # quality at an episode start: 1.0 (paper) | 0.5 (code: encoded 0)
     noise_params: dict = field(default_factory=dict)  # sigma, uniform_range, ou_* overrides
     td3: TD3Settings = field(default_factory=TD3Settings)
+
+    @classmethod
+    def from_config(cls, ciess: dict, search: Search) -> SearchSettings:
+        """The config's `ciess:` block for one search variant (noise, walk, λ from ``search``)."""
+        return cls(
+            episodes=ciess["episodes"], iterations=ciess["iterations"], lam=search.lam,
+            reward_quality=ciess["reward"]["quality"], reward_memory=ciess["reward"]["memory"],
+            noise=search.noise, noise_scope=ciess["noise_scope"],
+            noise_position=ciess["noise_position"], random_walk=search.random_walk,
+            walk_threshold=ciess["walk"]["threshold"], walk_steps=ciess["walk"]["steps"],
+            init_quality=ciess["init_quality"], noise_params=ciess["noise_params"],
+            td3=TD3Settings(**ciess["td3"]))
 
 
 def select_sizes(agent: TD3Agent, state: np.ndarray, noise: Noise, graph: SizeGraph,
@@ -82,7 +95,7 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict)
               for w, n in (("user", nu), ("item", ni))}
     graph = SizeGraph(D_MAX, cfg.walk_threshold)
     peak = {"user": env.peak_user, "item": env.peak_item}
-    q0 = 1.0 if cfg.init_quality == "one" else 0.5
+    q0 = float(cfg.init_quality)
     rows, all_u, all_i = [], [], []
     for episode in range(1, cfg.episodes + 1):
         sizes = {"user": np.full(nu, D_MAX), "item": np.full(ni, D_MAX)}
@@ -130,3 +143,19 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict)
                      row["sparsity"], row["val_avg_user"], row["mean_reward_user"],
                      row["mean_reward_item"], step.t_train, step.t_eval, t_rl)
     return SearchOutput(pd.DataFrame(rows), np.stack(all_u), np.stack(all_i))
+
+
+def write_search(out, log_csv: str, masks_npz: str, log: logging.Logger) -> None:
+    """A finished search's outputs: the per-iteration log and every executed mask (sizes)."""
+    from ciess.io import atomic_path
+
+    t = out.log[["t_train_s", "t_eval_s", "t_rl_s"]].sum()
+    log.info("time split: train %.1fs, evaluate %.1fs, RL %.1fs (RL share %.1f%%)", t.t_train_s,
+             t.t_eval_s, t.t_rl_s, 100 * t.t_rl_s / t.sum())
+    with atomic_path(masks_npz) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, episode=out.log["episode"].to_numpy(),
+                                iteration=out.log["iteration"].to_numpy(),
+                                user_sizes=out.user_sizes, item_sizes=out.item_sizes)
+    with atomic_path(log_csv) as tmp:
+        out.log.to_csv(tmp, index=False)

@@ -18,10 +18,7 @@ rule ciess_search:
     resources:
         **config["resources"]["search"],
     params:
-        search=config["ciess"],
-        noise=lambda wc: parse_search(wc.search)[0],
-        random_walk=lambda wc: parse_search(wc.search)[1],
-        lam=lambda wc: parse_search(wc.search)[2],
+        ciess=config["ciess"],
         train=lambda wc: {**config["train"], "device": config["device"]},
         model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
     script:
@@ -40,7 +37,7 @@ checkpoint ciess_candidates:
     resources:
         **config["resources"]["bookkeeping"],
     params:
-        l=config["ciess"]["selection"]["l"],
+        top_l=config["ciess"]["selection"]["top_l"],
         eligibility=config["ciess"]["selection"]["eligibility"],
         budgets=config["ciess"]["selection"]["budgets"],
         allow_not_reached=allow_not_reached,
@@ -77,7 +74,8 @@ rule ciess_select:
     resources:
         **config["resources"]["bookkeeping"],
     params:
-        method=lambda wc: f"ciess-{wc.search}",
+        method=lambda wc: ciess_method(wc.search),
+        description=lambda wc: run_description(ciess_method(wc.search), wc.budget),
     script:
         "../scripts/ciess_select.py"
 
@@ -92,7 +90,8 @@ use rule ciess_select as ciess_select_interval with:
     log:
         "results/logs/ciess_select/{dataset}/{model}/{search}/{pool}/{budget}/seed{seed}.log",
     params:
-        method=lambda wc: f"ciess-{wc.search}-{wc.pool}",
+        method=lambda wc: ciess_method(wc.search, wc.pool),
+        description=lambda wc: run_description(ciess_method(wc.search, wc.pool), wc.budget),
 
 
 ruleorder: ciess_select > ciess_select_interval > retrain_masked

@@ -1,7 +1,15 @@
-# Config: schema validation, the checks a schema cannot express, method selection, wildcards.
+# Config: old names, schema validation, the checks a schema cannot express, method selection,
+# wildcards.
+import sys
+
 from snakemake.utils import validate
 
+from ciess import labels
+from ciess.config_checks import rename_deprecated
 
+
+for _message in rename_deprecated(config):
+    print(f"DEPRECATED: {_message}; please update your config", file=sys.stderr)
 validate(config, schema="../schemas/config.schema.yaml")
 if "active_methods" in config:  # an override cannot delete `methods:` blocks: select them here
     _unknown = sorted(set(config["active_methods"]) - set(config["methods"]))
@@ -17,37 +25,40 @@ def _check_config():
 
     from baselines import method_params
     from ciess.config_checks import check_config
-    from ciess.models import model_defaults
+    from ciess.data.fetch import load_catalog
+    from ciess.models.registry import MODELS, import_plugins
 
+    import_plugins(config.get("plugins"))
     with open(workflow.source_path("../schemas/config.schema.yaml")) as fh:
         schema = yaml.safe_load(fh)
-    check_config(config, schema, model_defaults, method_params)
+    check_config(config, schema, load_catalog(config["dataset_catalog"]), MODELS, method_params)
 
 
 _check_config()
-from ciess.models import gmf_dense
+from ciess.models.registry import gmf_dense, model_spec
 
-if "neumf" in config["models"] and gmf_dense("neumf", config["model_overrides"].get("neumf")):
+_dense_gmf_models = [m for m in config["models"]
+                     if gmf_dense(m, config["model_overrides"].get(m))]
+if _dense_gmf_models:
     from baselines import DENSE_GMF_METHODS
 
     _unsupported = sorted(set(config["methods"]) - set(DENSE_GMF_METHODS))
     if _unsupported:
         raise ValueError(
-            f"model_overrides.neumf.mask_gmf: false is implemented by CIESS and "
+            f"model_overrides.{_dense_gmf_models[0]}."
+            f"{model_spec(_dense_gmf_models[0]).dense_first_pair_unless}: false is implemented by CIESS and "
             f"{list(DENSE_GMF_METHODS)} only, not by {_unsupported}: drop those methods "
             f"(active_methods) or keep mask_gmf: true"
         )
-
-SEARCH_RE = r"(g|u|ou|none)-(rw|norw)-lam[0-9.]+"
 
 
 wildcard_constraints:
     dataset="|".join(config["datasets"]),
     model="|".join(config["models"]),
     seed=r"\d+",
-    budget=r"c\d+|native|cand",
+    budget=labels.BUDGET_PATTERN,
     method=r"[a-z][a-z0-9_.\-]*",
-    search=SEARCH_RE,
-    pool=r"all|ep\d+-\d+",
+    search=labels.SEARCH_PATTERN,
+    pool=labels.POOL_PATTERN,
     episode=r"\d+",
     iteration=r"\d+",

@@ -1,9 +1,7 @@
 # Paths: every output location that more than one rule or function needs, defined once.
 
 
-def budget_label(budget):
-    """Config budget (80 or "native") -> path label (c80 or native)."""
-    return "native" if budget == "native" else f"c{int(budget)}"
+from ciess.labels import budget_label  # config budget (80 or "native") -> c80 or native
 
 
 def split_outputs(dataset):

@@ -1,19 +1,12 @@
 # CIESS study design (Table 1, Table 2, Figures 3-5) and the size-response diagnostic.
+# Labels (budgets, search variants, pools) come from ciess.labels: one grammar for paths.
+from ciess.labels import Search, candidate_method, ciess_method, pool_label
 from ciess.search.selection import episode_intervals
-
-
-NOISE_CODE = {"gaussian": "g", "uniform": "u", "ou": "ou", "none": "none"}
-CODE_NOISE = {code: noise for noise, code in NOISE_CODE.items()}
 
 
 def search_label(noise, random_walk, lam):
     """(gaussian, True, 0.4) -> g-rw-lam0.4: the CIESS variant in every path."""
-    return f"{NOISE_CODE[noise]}-{'rw' if random_walk else 'norw'}-lam{float(lam):g}"
-
-
-def parse_search(label):
-    code, walk, lam = label.split("-")
-    return CODE_NOISE[code], walk == "rw", float(lam[3:])
+    return Search(noise, random_walk, lam).label
 
 
 def ciess_seeds():
@@ -51,11 +44,7 @@ def interval_pools():
         sel["episode_intervals"],
         sel["cumulative_intervals"],
     )
-    return [f"ep{first}-{last}" for first, last in intervals]
-
-
-def ciess_method(search, pool):
-    return f"ciess-{search}" if pool == "all" else f"ciess-{search}-{pool}"
+    return [pool_label(first, last) for first, last in intervals]
 
 
 def ciess_results():
@@ -136,7 +125,7 @@ def candidate_metrics(wildcards):
     # for several budgets or episode pools is retrained once.
     rows = pd.read_csv(cands)
     return [
-        f"results/runs/{wildcards.dataset}/{wildcards.model}/ciess-{wildcards.search}-e{e}i{i}/cand/seed{wildcards.seed}/metrics.json"
+        f"results/runs/{wildcards.dataset}/{wildcards.model}/{candidate_method(wildcards.search, e, i)}/cand/seed{wildcards.seed}/metrics.json"
         for e, i in zip(rows["episode"], rows["iteration"])
     ]
 

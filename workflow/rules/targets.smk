@@ -71,15 +71,20 @@ def all_metric_files():
     return out + ciess_results()
 
 
+def run_description(method, budget):
+    """What a metrics JSON says about its method besides the name (ciess.labels.describe_run):
+    method_label, variant, search. Reports read these fields."""
+    from baselines import table_label
+    from ciess.labels import describe_run
+
+    def baseline_label(name, budget):
+        return table_label(name, budget, config["methods"].get(name, {}).get("module"))
+
+    return describe_run(method, budget, baseline_label)
+
+
 def get_final_output():
     out = ["results/tables/results.csv"]
     out += [f"results/notebooks/{name}.html" for name in NOTEBOOKS]
-    for dataset in config["datasets"]:
-        out += split_outputs(dataset)
-        for model in config["models"]:
-            out += [full_run(dataset, model, seed) for seed in config["seeds"]]
-    out += [
-        f"results/runs/{d}/{m}/{meth}/{b}/seed{s}/metrics.json"
-        for d, m, meth, b, s in method_runs()
-    ]
-    return out + ciess_results()
+    out += [path for dataset in config["datasets"] for path in split_outputs(dataset)]
+    return out + all_metric_files()

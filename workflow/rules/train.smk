@@ -22,6 +22,7 @@ rule pretrain_full:
         model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
         method="full",
         budget="dense",
+        description=run_description("full", "dense"),
     script:
         "../scripts/train_masked.py"
 
@@ -44,5 +45,6 @@ rule retrain_masked:
         model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
         method=lambda wc: wc.method,
         budget=lambda wc: wc.budget,
+        description=lambda wc: run_description(wc.method, wc.budget),
     script:
         "../scripts/train_masked.py"

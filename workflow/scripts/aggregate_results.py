@@ -2,13 +2,13 @@
 import pandas as pd
 
 from ciess.io import atomic_path, write_text
-from ciess.logs import setup_rule_logging
+from ciess.jobs import start_job
 from ciess.reports import (beside_paper, collect, format_table, provenance_table, summarise,
                            table1_rows, table2_rows)
 from ciess.tables import to_longtable, wide_table
 
-log = setup_rule_logging(snakemake.log[0])  # noqa: F821
-sm = snakemake  # noqa: F821
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+log = start_job(sm)
 results = collect(sm.input.metrics)
 with atomic_path(sm.output.results) as tmp:
     results.to_csv(tmp, index=False)

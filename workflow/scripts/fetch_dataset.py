@@ -1,9 +1,9 @@
 """Rule fetch_dataset: verify (and if needed download) one dataset's source files."""
 from ciess.data.fetch import fetch_dataset, load_catalog
-from ciess.logs import setup_rule_logging
+from ciess.jobs import start_job
 
-log = setup_rule_logging(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
-sm = snakemake  # noqa: F821
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+log = start_job(sm)
 provenance = fetch_dataset(load_catalog(sm.params.catalog), sm.wildcards.dataset,
                            sm.output.source_dir, mirror=sm.params.mirror)
 log.info("fetched %s as form %s", sm.wildcards.dataset, provenance["form"])

@@ -4,10 +4,10 @@ from pathlib import Path
 from ciess.data.fetch import load_catalog, verify_fetched
 from ciess.data.preprocess import PARSERS, check_published, drop_ml1m_first_rating, preprocess
 from ciess.io import atomic_path, write_json
-from ciess.logs import setup_rule_logging
+from ciess.jobs import start_job
 
-log = setup_rule_logging(snakemake.log[0])  # noqa: F821
-sm = snakemake  # noqa: F821
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+log = start_job(sm)
 dataset = sm.wildcards.dataset
 catalog = load_catalog(sm.params.catalog)
 provenance = verify_fetched(catalog, dataset, sm.params.source_dir)

@@ -6,10 +6,10 @@ import pandas as pd
 from ciess.data.fetch import load_catalog
 from ciess.data.split import split_per_user, write_split
 from ciess.io import read_json
-from ciess.logs import setup_rule_logging
+from ciess.jobs import start_job
 
-log = setup_rule_logging(snakemake.log[0])  # noqa: F821
-sm = snakemake  # noqa: F821
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+log = start_job(sm)
 table = pd.read_csv(sm.input.table, sep="\t")
 stats = read_json(sm.input.stats)
 allow_empty = load_catalog(sm.params.catalog)[sm.wildcards.dataset].get("allow_empty_split_parts", False)

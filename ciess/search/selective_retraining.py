@@ -1,8 +1,7 @@
-"""The small bookkeeping steps of CIESS's selective retraining, as plain functions.
-
-The workflow runs them in-process (``run:`` rules): they only move a few rows and one mask, so a
-process start per job would cost more than the work.
-"""
+"""CIESS's selective retraining around the common training path: the top-l candidates of a
+search per budget (rule ciess_candidates), one candidate's mask in the shared mask format
+(ciess_candidate_mask), and the validation-best retrained candidate as the result
+(ciess_select)."""
 from __future__ import annotations
 
 import logging
@@ -11,20 +10,17 @@ import numpy as np
 import pandas as pd
 
 from ciess.io import atomic_path, load_npz, read_json, write_json
+from ciess.labels import budget_pct, pool_episodes
 from ciess.masks import save_mask, sizes_mask
 from ciess.search.selection import BudgetNotReached, top_candidates
 
 CANDIDATE_COLUMNS = ["rank", "episode", "iteration", "val_avg_user", "params", "sparsity"]
 
 
-def pool_episodes(pool: str):
-    """"all" -> None; "ep7-12" -> (7, 12)."""
-    return None if pool == "all" else tuple(int(x) for x in pool[2:].split("-"))
-
-
-def write_candidates(log_csv, out_csv, pct: int, pool: str, l: int, eligibility: str,
+def write_candidates(log_csv, out_csv, budget: str, pool: str, l: int, eligibility: str,
                      budgets, allow_not_reached: bool, log: logging.Logger) -> pd.DataFrame:
     search_log = pd.read_csv(log_csv)
+    pct = budget_pct(budget)
     try:
         cands = top_candidates(search_log, pct, l, eligibility, budgets, pool_episodes(pool))
         cands = cands.assign(rank=range(1, len(cands) + 1))[CANDIDATE_COLUMNS]

@@ -1,0 +1,141 @@
+"""How the suite names budgets, CIESS searches and method variants, and how it reads them back.
+
+Paths carry labels (``c90``, ``ciess-g-rw-lam0.4-ep1-6``); this module is the one grammar that
+builds them (the workflow) and parses them (wildcards, and records written before the fields
+below existed). Every metrics JSON also carries the parsed fields themselves (``method_label``,
+``variant``), so reports read fields, not labels.
+
+* budget: ``c<pct>`` (target sparsity pct %, any integer 1-99), ``native`` (the method reports
+  its own sparsity), ``cand`` (a CIESS candidate's retraining: not a result), ``dense`` (Full);
+* search: ``<noise>-<rw|norw>-lam<λ>`` with noise code g (Gaussian), u (uniform), ou
+  (Ornstein-Uhlenbeck), none;
+* pool: ``all`` or ``ep<a>-<b>`` (the candidates of episodes a..b, Figure 5);
+* CIESS method: ``ciess-<search>`` or ``ciess-<search>-<pool>``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+NOISE_CODE = {"gaussian": "g", "uniform": "u", "ou": "ou", "none": "none"}
+NOISE_NAME = {code: noise for noise, code in NOISE_CODE.items()}
+NOISE_TABLE_LABEL = {"gaussian": "G", "uniform": "U", "ou": "OU", "none": "none"}
+
+BUDGET_PATTERN = r"c\d+|native|cand"
+SEARCH_PATTERN = rf"({'|'.join(NOISE_CODE.values())})-(rw|norw)-lam([0-9.]+)"
+POOL_PATTERN = r"all|ep\d+-\d+"
+CIESS_METHOD_RE = re.compile(rf"^ciess-{SEARCH_PATTERN}(?:-ep(\d+)-(\d+))?$")
+
+
+def budget_label(pct: int | str | None) -> str:
+    """80 -> "c80"; None or "native" -> "native"."""
+    if pct is None or pct == "native":
+        return "native"
+    pct = int(pct)
+    if not 1 <= pct <= 99:
+        raise ValueError(f"a target sparsity is a whole percentage in 1..99, got {pct}")
+    return f"c{pct}"
+
+
+def budget_pct(label: str) -> int | None:
+    """"c80" -> 80; "native", "cand", "dense" -> None."""
+    if re.fullmatch(r"c\d+", label):
+        return int(label[1:])
+    if label in ("native", "cand", "dense"):
+        return None
+    raise ValueError(f"unknown budget label '{label}' (c<pct>, native, cand or dense)")
+
+
+def target_sparsity(label: str) -> float | None:
+    pct = budget_pct(label)
+    return None if pct is None else pct / 100
+
+
+@dataclass(frozen=True)
+class Search:
+    """One CIESS search variant: exploration noise, random walk on or off, reward weight λ."""
+
+    noise: str  # gaussian | uniform | ou | none
+    random_walk: bool
+    lam: float
+
+    @property
+    def label(self) -> str:
+        """(gaussian, True, 0.4) -> "g-rw-lam0.4"."""
+        lam = f"{float(self.lam):g}"
+        if not re.fullmatch(r"[0-9.]+", lam):
+            raise ValueError(f"λ = {self.lam} has no plain decimal label ({lam}); use a value "
+                             "written with digits and a point, >= 0.0001")
+        return f"{NOISE_CODE[self.noise]}-{'rw' if self.random_walk else 'norw'}-lam{lam}"
+
+    @classmethod
+    def parse(cls, label: str) -> Search:
+        m = re.fullmatch(SEARCH_PATTERN, label)
+        if not m:
+            raise ValueError(f"not a CIESS search label: '{label}' (expected <noise>-<rw|norw>-lam<λ>)")
+        code, walk, lam = m.groups()
+        return cls(NOISE_NAME[code], walk == "rw", float(lam))
+
+
+def pool_label(first: int, last: int) -> str:
+    return f"ep{first}-{last}"
+
+
+def pool_episodes(pool: str) -> tuple[int, int] | None:
+    """"all" -> None; "ep7-12" -> (7, 12)."""
+    if pool == "all":
+        return None
+    m = re.fullmatch(r"ep(\d+)-(\d+)", pool)
+    if not m:
+        raise ValueError(f"unknown candidate pool '{pool}' (all or ep<a>-<b>)")
+    return int(m.group(1)), int(m.group(2))
+
+
+def ciess_method(search: Search | str, pool: str = "all") -> str:
+    label = search.label if isinstance(search, Search) else search
+    return f"ciess-{label}" if pool == "all" else f"ciess-{label}-{pool}"
+
+
+def ciess_variant(search: Search, pool: str = "all") -> dict:
+    """The fields a CIESS result carries in its metrics JSON (``variant``) and in the tables."""
+    episodes = pool_episodes(pool)
+    return {"noise": NOISE_TABLE_LABEL[search.noise], "random_walk": search.random_walk,
+            "lambda": float(search.lam),
+            "episodes": "all" if episodes is None else f"{episodes[0]}-{episodes[1]}"}
+
+
+FULL = "full"  # the dense model every budget is measured against
+CANDIDATE_RE = re.compile(rf"^(ciess-{SEARCH_PATTERN})-e(\d+)i(\d+)$")
+
+
+def candidate_method(search: Search | str, episode: int, iteration: int) -> str:
+    """The method name of a retrained CIESS candidate (episode, iteration of its search)."""
+    return f"{ciess_method(search)}-e{episode}i{iteration}"
+
+
+def method_label(base: str, budget: str, native_mode: bool) -> str:
+    """A baseline's table label: a method with a native mode of its own (ESAPN, OptEmb) is
+    marked "-B" when it runs at a target budget instead."""
+    return f"{base}-B" if native_mode and budget_pct(budget) is not None else base
+
+
+def describe_run(method: str, budget: str, baseline_label) -> dict:
+    """The fields every metrics JSON carries besides its method name, so reports read fields:
+    ``method_label`` (Full, ES, ESAPN-B, CIESS, CIESS candidate), ``variant`` (CIESS: noise,
+    random_walk, lambda, episodes; else None) and ``search`` (the CIESS search's folder name).
+    ``baseline_label(method, budget)``: a registered method's table label."""
+    if method == FULL:
+        return {"method_label": "Full", "variant": None, "search": None}
+    m = CANDIDATE_RE.match(method)
+    if m:
+        search = Search(NOISE_NAME[m.group(2)], m.group(3) == "rw", float(m.group(4)))
+        return {"method_label": "CIESS candidate", "search": m.group(1),
+                "variant": {**ciess_variant(search), "episodes": None}}
+    m = CIESS_METHOD_RE.match(method)
+    if m:
+        code, walk, lam, first, last = m.groups()
+        search = Search(NOISE_NAME[code], walk == "rw", float(lam))
+        pool = "all" if first is None else pool_label(int(first), int(last))
+        return {"method_label": "CIESS", "search": ciess_method(search),
+                "variant": ciess_variant(search, pool)}
+    return {"method_label": baseline_label(method, budget), "variant": None, "search": None}

@@ -1,0 +1,89 @@
+"""NeuMF on RecBole's class, trained with BPR, with exact all-item scoring."""
+from __future__ import annotations
+
+import torch
+from torch.nn.utils import parametrize
+
+from ciess import compat  # noqa: F401  (must precede every recbole import)
+from recbole.model.general_recommender.neumf import NeuMF
+from recbole.model.init import xavier_normal_initialization
+from recbole.model.loss import BPRLoss
+from recbole.utils import InputType
+
+from ciess.models.maskable import MaskableMixin, SquaredL2Loss, narrowed_linear
+
+
+class MaskedNeuMF(MaskableMixin, NeuMF):
+    """NeuMF with BPR. Tables: (GMF user, GMF item), (MLP user, MLP item); n_tables = 2."""
+
+    input_type = InputType.PAIRWISE
+    n_tables = 2
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.NEG_ITEM_ID = config["NEG_PREFIX"] + self.ITEM_ID
+        self.reg_weight = config["reg_weight"]
+        self.bpr = BPRLoss()
+        self.apply(xavier_normal_initialization)
+        if len(self.mlp_hidden_size) != 1:
+            raise ValueError("score_users assumes one MLP hidden layer (mlp_hidden_size: [h])")
+        self.restore_user_e = self.restore_item_e = None
+
+    def mask_tables(self):
+        return [(self.user_mf_embedding, self.item_mf_embedding),
+                (self.user_mlp_embedding, self.item_mlp_embedding)]
+
+    def _narrow_layers(self, widths):
+        w_gmf, w_mlp = widths
+        old_gmf, old_mlp = self.mf_embedding_size, self.mlp_embedding_size
+        first = self.mlp_layers.mlp_layers[1]  # [Dropout, Linear, ReLU]: reads [user; item]
+        dev = first.weight.device
+        self.mlp_layers.mlp_layers[1] = narrowed_linear(first, torch.cat([
+            torch.arange(w_mlp, device=dev), old_mlp + torch.arange(w_mlp, device=dev)]))
+        self.predict_layer = narrowed_linear(self.predict_layer, torch.cat([  # reads [GMF; MLP]
+            torch.arange(w_gmf, device=dev),
+            torch.arange(old_gmf, self.predict_layer.in_features, device=dev)]))
+        self.mf_embedding_size, self.mlp_embedding_size = w_gmf, w_mlp
+
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return self.forward(users, items)
+
+    def calculate_loss(self, interaction):
+        with parametrize.cached():
+            return self._bpr_loss(interaction)
+
+    def _bpr_loss(self, interaction):
+        user = interaction[self.USER_ID]
+        pos, neg = interaction[self.ITEM_ID], interaction[self.NEG_ITEM_ID]
+        loss = self.bpr(self.forward(user, pos), self.forward(user, neg))
+        reg = SquaredL2Loss()(self.user_mf_embedding(user), self.item_mf_embedding(pos),
+                              self.item_mf_embedding(neg), self.user_mlp_embedding(user),
+                              self.item_mlp_embedding(pos), self.item_mlp_embedding(neg))
+        return loss + self.reg_weight * reg
+
+    @torch.no_grad()
+    def score_users(self, users: torch.Tensor, user_block: int = 256) -> torch.Tensor:
+        """All-item scores without sending (user, item) pairs through the towers.
+
+        The first MLP layer is linear in [u; i]: W[u; i] + b = a_u + b_i with a_u = W_u u and
+        b_i = W_i i + b. With relu(a + b) = max(a, -b) + b, the MLP part of the score is
+        sum_k w_k max(a_uk, -b_ik) + b_i . w, computed one hidden unit at a time on
+        (user_block x items) tiles that stay in cache (about 20x faster than (B, I, h) tensors).
+        """
+        linear = self.mlp_layers.mlp_layers[1]  # [Dropout, Linear, ReLU]
+        d = self.mlp_embedding_size
+        a = (self.user_mlp_embedding.weight[users] @ linear.weight[:, :d].T).T.contiguous()  # (h, B)
+        b = self.item_mlp_embedding.weight @ linear.weight[:, d:].T + linear.bias  # (I, h)
+        neg_b = (-b).T.contiguous()  # (h, I)
+        out_w = self.predict_layer.weight[0]
+        w_mf, w_mlp = out_w[: self.mf_embedding_size], out_w[self.mf_embedding_size:]
+        scores = (self.user_mf_embedding.weight[users] * w_mf) @ self.item_mf_embedding.weight.T
+        scores += (b @ w_mlp + self.predict_layer.bias)[None, :]
+        weights = w_mlp.tolist()
+        for start in range(0, len(users), user_block):
+            block = scores[start:start + user_block]
+            tmp = torch.empty_like(block)
+            for k, w_k in enumerate(weights):
+                torch.maximum(a[k, start:start + user_block, None], neg_b[k, None, :], out=tmp)
+                block.add_(tmp, alpha=w_k)
+        return scores

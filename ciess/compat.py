@@ -1,7 +1,8 @@
 """The one place where RecBole 1.2.1 is made to run on today's stack.
 
-Import this module before any ``recbole`` import (``ciess/__init__.py`` does it).
-Each fix below names the breakage it handles; ``tests/test_compat.py`` has one test per item.
+Import this module before any ``recbole`` import: the model modules (``ciess.models.graph``,
+``ciess.models.neumf``), the RecBole bridge, the training loop and the CIESS agent do. Each fix
+below names the breakage it handles; ``tests/test_compat.py`` has one test per item.
 
 1. numpy 2 removed ``np.float_``, ``np.complex_`` and ``np.unicode_``; RecBole's
    ``Config.compatibility_settings`` reads them on every ``Config(...)`` (RecBole issue #2215).
@@ -24,6 +25,14 @@ Each fix below names the breakage it handles; ``tests/test_compat.py`` has one t
 6. RecBole's ``setup.py`` pins conflict with today's packages; ``pyproject.toml`` installs
    ``recbole==1.2.1`` without its pins (see ``requirements/recbole.txt``) and lists the
    real dependencies itself.
+7. (speed, not a breakage) torch's optimizers import ``torch._dynamo`` (the compiler, 1.4 s) on
+   their first use, in every job that trains, although the suite never compiles: their
+   ``__init__``/``zero_grad``/... and functional kernels are wrapped in ``torch._disable_dynamo``
+   (imports it on the first call), and every ``step`` in ``_use_grad_for_differentiable`` (imports
+   it to call ``graph_break()``, a no-op outside compilation). The wrapped functions are marked as
+   already handled (the wrapper's own cache attribute), and ``step`` is replaced by the same
+   grad-mode handling without the graph breaks; the optimizer's hooks and arithmetic are torch's
+   own (tested: identical parameters). Skipped if ``torch._dynamo`` is already imported.
 """
 from __future__ import annotations
 
@@ -140,6 +149,59 @@ def assert_no_quick_start() -> None:
         )
 
 
+_DYNAMO_DISABLE_WRAPPERS = (  # torch's wrappers that import torch._dynamo on their first call
+    "_disable_dynamo.<locals>.inner",
+    "_disable_dynamo_if_unsupported.<locals>.wrapper.<locals>.maybe_fallback")
+
+
+def _mark_dynamo_disabled(attr) -> bool:
+    """Give the function inside such a wrapper the wrapper's cache attribute, so that calling
+    it runs the function (what the wrapper does outside compilation) without the import."""
+    code, inner = getattr(attr, "__code__", None), getattr(attr, "__wrapped__", None)
+    if code is None or inner is None or code.co_qualname not in _DYNAMO_DISABLE_WRAPPERS:
+        return False
+    if getattr(inner, "__dynamo_disable", None) is not None:
+        return False
+    inner.__dynamo_disable = inner
+    return True
+
+
+def _eager_step(step):
+    """``_use_grad_for_differentiable`` without its ``torch._dynamo.graph_break()`` calls."""
+    @functools.wraps(step)
+    def eager_step(self, *args, **kwargs):
+        previous = torch.is_grad_enabled()
+        try:
+            torch.set_grad_enabled(self.defaults["differentiable"])
+            return step(self, *args, **kwargs)
+        finally:
+            torch.set_grad_enabled(previous)
+    return eager_step
+
+
+def _skip_dynamo_import_in_optimizers() -> int:
+    """Item 7. Returns the number of optimizer functions changed."""
+    if "torch._dynamo" in sys.modules:
+        return 0
+    import torch.optim
+
+    changed = 0
+    for value in list(vars(torch.optim).values()):
+        if isinstance(value, types.ModuleType):  # functional kernels, e.g. torch.optim.adam.adam
+            changed += sum(_mark_dynamo_disabled(f) for f in list(vars(value).values()))
+        if not (isinstance(value, type) and issubclass(value, torch.optim.Optimizer)):
+            continue
+        for name, attr in list(vars(value).items()):
+            code = getattr(attr, "__code__", None)
+            if name == "step" and code is not None and \
+                    code.co_qualname == "_use_grad_for_differentiable.<locals>._use_grad":
+                setattr(value, name, _eager_step(attr.__wrapped__))
+                changed += 1
+            else:
+                changed += _mark_dynamo_disabled(attr)
+    return changed
+
+
 def apply() -> None:
     """Apply every fix once. Safe to call repeatedly."""
     global _APPLIED
@@ -149,6 +211,7 @@ def apply() -> None:
     _patch_scipy_dok()
     _patch_recbole_checkpoint_load()
     _register_lazy_package(LAZY_PACKAGE)
+    _skip_dynamo_import_in_optimizers()
     _APPLIED = True
 
 

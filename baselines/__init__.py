@@ -31,7 +31,7 @@ DENSE_GMF_METHODS = ("es",)
 @dataclass
 class MethodContext:
     split: SplitData
-    model: str  # base model: lightgcn | ngcf | neumf
+    model: str  # a registered base model (ciess.models.registry)
     seed: int
     params: dict = field(default_factory=dict)  # the method's own config block (`params:`)
     train: dict = field(default_factory=dict)  # the shared training settings (config `train:`)

@@ -5,26 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from baselines import MethodContext, register
-from ciess.masks import D_MAX, budget_params, sizes_mask
+from ciess.masks import D_MAX, budget_params, repair_to_budget, sizes_mask
 
 
 def draw_sizes(n: int, target_pct: int, rng: np.random.Generator) -> np.ndarray:
     """Uniform on {1, ..., D}, D = round(2 * 128 * (1 - c)) - 1 (the CIESS code's block)."""
     top = round(2 * D_MAX * (100 - target_pct) / 100) - 1
     return rng.integers(1, top + 1, n)
-
-
-def repair(sizes: np.ndarray, budget: int, rng: np.random.Generator, per_size: int = 1) -> np.ndarray:
-    """Decrement random distinct entities with size > 1 until sum(sizes) * per_size <= budget."""
-    sizes = sizes.copy()
-    while sizes.sum() * per_size > budget:
-        excess = -(-(sizes.sum() * per_size - budget) // per_size)
-        shrinkable = np.flatnonzero(sizes > 1)
-        if len(shrinkable) == 0:
-            raise ValueError("budget below one dimension per entity")
-        pick = rng.choice(shrinkable, min(excess, len(shrinkable)), replace=False)
-        sizes[pick] -= 1
-    return sizes
 
 
 @register("mr", params={}, label="MR")
@@ -37,7 +24,7 @@ def make_masks(ctx: MethodContext, targets: list[int]) -> dict:
         rng = np.random.default_rng([ctx.seed, pct])
         sizes = draw_sizes(nu + ni, pct, rng)
         before = sizes.mean()
-        sizes = repair(sizes, budget_params(pct, nu, ni, ctx.n_tables), rng, ctx.n_tables)
+        sizes = repair_to_budget(sizes, budget_params(pct, nu, ni, ctx.n_tables), rng, ctx.n_tables)
         ctx.log.info("MR %d%%: mean size %.3f drawn, %.3f after repair", pct, before, sizes.mean())
         out[pct] = sizes_mask(sizes[:nu], sizes[nu:], **ctx.meta("mr", pct, mean_size_drawn=float(before)))
     return out

@@ -17,9 +17,8 @@ import torch.nn as nn
 from torch.nn.utils import parametrize
 
 from baselines import MethodContext, register
-from baselines.mr import repair
 from ciess.evaluate import evaluate
-from ciess.masks import D_MAX, budget_params, sizes_mask
+from ciess.masks import D_MAX, budget_params, repair_to_budget, sizes_mask
 from ciess.models import build_model, embedding_tables
 from ciess.train import TrainHooks, seed_everything, train_model
 
@@ -117,7 +116,7 @@ class Evolution:
             cand = draw()
         self.repairs += 1
         kept = cand * self.keep  # repair on the counted rows, as MR's repair (§6.5)
-        fixed = repair(np.maximum(kept[self.keep], 1), self.limit, self.rng)
+        fixed = repair_to_budget(np.maximum(kept[self.keep], 1), self.limit, self.rng)
         cand = cand.copy()
         cand[self.keep] = fixed
         return cand

@@ -90,12 +90,17 @@ def model_override_problems(model: str, overrides: dict, defaults: dict,
 
 def dataset_problems(config: dict, catalog: dict) -> list[str]:
     """Every profile dataset must be a catalog entry and have the per-dataset CIESS settings."""
+    from ciess.data.preprocess import PARSERS
+
     problems = []
     for dataset in config["datasets"]:
         if dataset not in catalog:
             problems.append(f"config datasets: '{dataset}' is not in the dataset catalog "
                             f"{config['dataset_catalog']} (entries: {sorted(catalog)}); add it "
                             "there (docs/adding_a_dataset.md)")
+        elif catalog[dataset]["parser"] not in PARSERS:
+            problems.append(f"dataset catalog entry '{dataset}': unknown parser "
+                            f"'{catalog[dataset]['parser']}' (known: {sorted(PARSERS)})")
         for key in ("lambda",):
             if dataset not in config["ciess"][key]:
                 problems.append(f"config ciess.{key}: no value for dataset '{dataset}'")

@@ -252,3 +252,18 @@ def load_mask(path: str | Path, n_users: int | None = None, n_items: int | None 
     mask = Mask(kind, data[names[0]], data[names[1]], meta)
     validate_mask(mask, str(path), n_users, n_items)
     return mask
+
+
+def repair_to_budget(sizes: np.ndarray, budget: int, rng: np.random.Generator,
+                     per_size: int = 1) -> np.ndarray:
+    """Decrement random distinct entities with size > 1 until sum(sizes) * per_size <= budget
+    (MR's repair; OptEmb-B repairs its infeasible candidates the same way)."""
+    sizes = sizes.copy()
+    while sizes.sum() * per_size > budget:
+        excess = -(-(sizes.sum() * per_size - budget) // per_size)
+        shrinkable = np.flatnonzero(sizes > 1)
+        if len(shrinkable) == 0:
+            raise ValueError("budget below one dimension per entity")
+        pick = rng.choice(shrinkable, min(excess, len(shrinkable)), replace=False)
+        sizes[pick] -= 1
+    return sizes

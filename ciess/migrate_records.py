@@ -14,14 +14,15 @@ from ciess.labels import describe_run
 
 
 def migrate(folder: str | Path) -> int:
-    """Rewrites (atomically) every metrics.json under ``folder`` that lacks the fields; returns
-    how many it changed. Method labels come from the method registry."""
+    """Rewrites (atomically) every run record under ``folder`` (a JSON object with ``method``
+    and ``test``: metrics.json files, a snapshot's diagnostic runs) that lacks the fields;
+    returns how many it changed. Method labels come from the method registry."""
     from baselines import table_label
 
     changed = 0
-    for path in sorted(Path(folder).rglob("metrics.json")):
+    for path in sorted(Path(folder).rglob("*.json")):
         rec = read_json(path)
-        if "method_label" in rec or "method" not in rec:
+        if not isinstance(rec, dict) or "method_label" in rec or not {"method", "test"} <= set(rec):
             continue
         rec.update(describe_run(rec["method"], rec.get("budget", "dense"), table_label))
         write_json(path, rec)
@@ -33,7 +34,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("folders", nargs="+")
     for folder in p.parse_args(argv).folders:
-        print(f"{folder}: {migrate(folder)} metrics files given method_label/variant/search")
+        print(f"{folder}: {migrate(folder)} run records given method_label/variant/search")
 
 
 if __name__ == "__main__":

@@ -45,3 +45,25 @@ def run_notebook(name: str, tmp_path, **parameters) -> list[dict]:
 
 def has_image(outputs) -> bool:
     return any("image/png" in o.get("data", {}) for o in outputs)
+
+
+def doc_block(doc: str, language: str, first_line: str) -> str:
+    """The code block of a guide in docs/ that starts with ``first_line`` (tests follow guides
+    verbatim)."""
+    import re
+
+    from conftest import REPO
+
+    text = (REPO / "docs" / doc).read_text()
+    return re.search(rf"```{language}\n({re.escape(first_line)}.*?)```", text, re.S).group(1)
+
+
+def user_package(tmp_path, module: str, source: str) -> dict:
+    """Write ``source`` as module ``module`` of a user's own folder; returns the environment
+    that puts it on PYTHONPATH (how a user runs a plugin outside this repository)."""
+    import os
+
+    pkg = tmp_path / "userpkg"
+    pkg.mkdir(exist_ok=True)
+    (pkg / f"{module}.py").write_text(source)
+    return {"PYTHONPATH": f"{pkg}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}

@@ -5,6 +5,12 @@ importable from tests. Only what legitimately differs between two executions is 
 times (keys ending in ``_time_s`` / ``_s`` timing columns), the host and the SLURM job id.
 
     python tests/run_comparison.py REFERENCE_WORKDIR OTHER_WORKDIR
+    python tests/run_comparison.py --code-change [--ignore KEY ...] BEFORE_WORKDIR AFTER_WORKDIR
+
+``--code-change`` compares runs of two code versions (a refactor must not change a number): the
+git revision and config hash are ignored too, record fields only the newer run has are listed
+as additions rather than differences, and ``--ignore KEY`` drops a record field or CSV column
+whose value was renamed (say which in the note).
 """
 from __future__ import annotations
 
@@ -18,10 +24,14 @@ import pandas as pd
 
 EXECUTION_KEYS = {"host", "slurm_job_id"}
 TIMING_COLUMNS = ("t_train_s", "t_eval_s", "t_rl_s")
+CODE_VERSION_KEYS = {"git_revision", "config_hash"}
+IGNORED: set[str] = set()  # --ignore and, with --code-change, CODE_VERSION_KEYS
+ADDED: list[str] = []  # with --code-change: fields only the newer run has
+ALLOW_ADDED = [False]
 
 
 def is_volatile(key: str) -> bool:
-    return key in EXECUTION_KEYS or key.endswith("_time_s")
+    return key in EXECUTION_KEYS or key in IGNORED or key.endswith("_time_s")
 
 
 def stable_record(obj):
@@ -36,7 +46,9 @@ def stable_record(obj):
 def _diff(a, b, where: str, out: list[str]) -> None:
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b)):
-            if key not in a or key not in b:
+            if key not in a and ALLOW_ADDED[0]:
+                ADDED.append(f"{where}.{key}")
+            elif key not in a or key not in b:
                 out.append(f"{where}.{key}: only in {'other' if key not in a else 'reference'}")
             else:
                 _diff(a[key], b[key], f"{where}.{key}", out)
@@ -65,7 +77,7 @@ def compare_npz(ref: Path, other: Path) -> list[str]:
 
 def compare_csv(ref: Path, other: Path) -> list[str]:
     a, b = pd.read_csv(ref), pd.read_csv(other)
-    drop = [c for c in TIMING_COLUMNS if c in a.columns]
+    drop = [c for c in (*TIMING_COLUMNS, *IGNORED) if c in a.columns]
     a, b = a.drop(columns=drop), b.drop(columns=[c for c in drop if c in b.columns])
     try:
         pd.testing.assert_frame_equal(a, b, check_exact=True)
@@ -103,12 +115,24 @@ def compare_runs(reference: Path, other: Path) -> tuple[int, list[str]]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    compared, problems = compare_runs(Path(argv[0]), Path(argv[1]))
+    import argparse
+
+    parser = argparse.ArgumentParser(usage=__doc__)
+    parser.add_argument("reference")
+    parser.add_argument("other")
+    parser.add_argument("--code-change", action="store_true")
+    parser.add_argument("--ignore", action="append", default=[])
+    args = parser.parse_args(argv)
+    IGNORED.update(args.ignore)
+    if args.code_change:
+        IGNORED.update(CODE_VERSION_KEYS)
+        ALLOW_ADDED[0] = True
+    compared, problems = compare_runs(Path(args.reference), Path(args.other))
     for p in problems[:50]:
         print("DIFF", p)
+    if ADDED:
+        fields = sorted({a.split(".", 1)[-1] for a in ADDED})
+        print(f"fields only in the newer run ({len(ADDED)} occurrences): {fields}")
     print(f"compared {compared} files: {len(problems)} differences")
     return 1 if problems or not compared else 0
 

@@ -2,31 +2,23 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 
 import pytest
 import yaml
 
-from conftest import REPO, run_workflow
-
-
-def _example_module() -> str:
-    doc = (REPO / "docs/adding_a_method.md").read_text()
-    return re.search(r"```python\n(# baselines/halfsize.py.*?)```", doc, re.S).group(1)
+from conftest import run_workflow
+from helpers import doc_block, user_package
 
 
 @pytest.mark.slow
 def test_documented_example_runs_through_the_dag(tmp_path):
-    pkg = tmp_path / "userpkg"
-    pkg.mkdir()
-    (pkg / "halfsize.py").write_text(_example_module())  # the documented code, verbatim
+    env = user_package(tmp_path, "halfsize",  # the documented code, verbatim
+                       doc_block("adding_a_method.md", "python", "# baselines/halfsize.py"))
     override = {"models": ["lightgcn"],
                 "methods": {"halfsize": {"budgets": [80, 90], "params": {},
                                          "module": "halfsize"}}}
     (tmp_path / "override.yaml").write_text(yaml.safe_dump(override))
     targets = [f"results/runs/ml-100k/lightgcn/halfsize/c{c}/seed0/metrics.json" for c in (80, 90)]
-    env = {"PYTHONPATH": f"{pkg}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     run_workflow(tmp_path / "work", *targets, "--configfile", str(tmp_path / "override.yaml"),
                  env=env)
     for target, pct in zip(targets, (80, 90)):

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from baselines import MethodContext, get_method
-from baselines.mr import draw_sizes, repair
+from baselines.mr import draw_sizes
+from ciess.masks import repair_to_budget
 from baselines.pep import SoftThreshold
 from ciess.masks import account, meets_budget
 from ciess.models import build_model, embedding_tables, rewind_tables
@@ -53,7 +54,7 @@ def test_mr_is_seeded_and_its_draw_is_flat_before_repair():
 
 def test_mr_repair_hits_the_budget_exactly_when_it_must():
     sizes = np.full(10, 5)
-    fixed = repair(sizes, 37, np.random.default_rng(0))
+    fixed = repair_to_budget(sizes, 37, np.random.default_rng(0))
     assert fixed.sum() == 37 and fixed.min() == 3 and (fixed <= 4).all()
 
 

@@ -48,8 +48,11 @@ def test_migration_adds_the_fields_to_old_records(tmp_path):
     old = {"dataset": "ml-1m", "model": "lightgcn", "budget": "c90", "seed": 0}
     for method in ("ciess-ou-norw-lam0.2-ep7-12", "esapn", "full"):
         (tmp_path / method).mkdir()
-        (tmp_path / method / "metrics.json").write_text(json.dumps({**old, "method": method}))
-    assert migrate(tmp_path) == 3 and migrate(tmp_path) == 0  # idempotent
+        (tmp_path / method / "metrics.json").write_text(json.dumps({**old, "method": method,
+                                                                    "test": {}}))
+    (tmp_path / "diagnostic-es-c80.json").write_text(json.dumps({**old, "method": "es", "test": {}}))
+    (tmp_path / "manifest.json").write_text(json.dumps({"files": {}}))  # not a run record
+    assert migrate(tmp_path) == 4 and migrate(tmp_path) == 0  # idempotent
     ciess = json.loads((tmp_path / "ciess-ou-norw-lam0.2-ep7-12/metrics.json").read_text())
     assert ciess["method_label"] == "CIESS" and ciess["search"] == "ciess-ou-norw-lam0.2"
     assert ciess["variant"] == {"noise": "OU", "random_walk": False, "lambda": 0.2,

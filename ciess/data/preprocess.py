@@ -108,7 +108,21 @@ def parse_lightgcn_adjacency(source_dir: Path, form: str, files: list[str]) -> p
     return pd.DataFrame({"user": np.asarray(users, np.int64), "item": np.asarray(items, np.int64)})
 
 
-PARSERS = {"movielens": parse_movielens, "lightgcn_adjacency": parse_lightgcn_adjacency}
+def parse_user_item_tsv(source_dir: Path, form: str, files: list[str]) -> pd.DataFrame:
+    """Tab-separated files with a header row naming a ``user`` and an ``item`` column (other
+    columns are ignored; every row is a positive interaction), ``.gz`` read compressed, files
+    concatenated in catalog order: the form for datasets of your own (docs/adding_a_dataset.md)."""
+    parts = []
+    for relpath in files:
+        path = source_dir / relpath
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rb") as fh:
+            parts.append(read_int_table(fh, str(path), {"user": "user", "item": "item"}))
+    return pd.concat(parts, ignore_index=True)
+
+
+PARSERS = {"movielens": parse_movielens, "lightgcn_adjacency": parse_lightgcn_adjacency,
+           "user_item_tsv": parse_user_item_tsv}
 
 
 def drop_ml1m_first_rating(df: pd.DataFrame, form: str) -> pd.DataFrame:

@@ -66,7 +66,7 @@ MODELS: dict[str, ModelSpec] = {}
 
 def check_model_class(spec: ModelSpec, cls: type) -> None:
     """What a registered class must provide (docs/adding_a_model.md)."""
-    for method in ("mask_tables", "score_users", "calculate_loss", "apply_mask",
+    for method in ("mask_tables", "score_users", "score_pairs", "calculate_loss", "apply_mask",
                    "narrow_to_mask"):
         if not callable(getattr(cls, method, None)):
             raise TypeError(f"model '{spec.name}': {cls.__name__} lacks {method}(); derive it "

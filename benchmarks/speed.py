@@ -228,10 +228,10 @@ def measure_propagation(manifest: Path, repeats: int) -> dict:
                 size = equal_size_for_budget(pct, split.n_users, split.n_items, 1)
                 mask = sizes_mask(np.full(split.n_users, size), np.full(split.n_items, size))
             else:
-                from baselines.mr import draw_sizes, repair
-                from ciess.masks import budget_params
-                sizes = repair(draw_sizes(split.n_users + split.n_items, pct, rng),
-                               budget_params(pct, split.n_users, split.n_items, 1), rng)
+                from baselines.mr import draw_sizes
+                from ciess.masks import budget_params, repair_to_budget
+                sizes = repair_to_budget(draw_sizes(split.n_users + split.n_items, pct, rng),
+                                         budget_params(pct, split.n_users, split.n_items, 1), rng)
                 mask = sizes_mask(sizes[:split.n_users], sizes[split.n_users:])
             wide = step_ms("lightgcn", mask, narrow=False)
             narrow = step_ms("lightgcn", mask, narrow=True)

@@ -78,10 +78,12 @@ def _rows_to_dense(m: sp.csr_matrix, start: int, stop: int) -> torch.Tensor:
     return dense
 
 
-def rank_metrics(top: torch.Tensor, truth: torch.Tensor, ks=KS) -> dict[str, torch.Tensor]:
-    """Per-user Recall@k and NDCG@k from top-k ids (B, K) and a held-out bool matrix (B, I)."""
+def rank_metrics(top: torch.Tensor, truth: torch.Tensor, ks=KS,
+                 n_pos: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Per-user Recall@k and NDCG@k from top-k ids (B, K) and a held-out bool matrix (B, I).
+    ``n_pos``: held-out items per user, if known (else counted from ``truth``)."""
     hits = torch.gather(truth, 1, top).float()  # (B, K)
-    n_pos = truth.sum(dim=1).float()
+    n_pos = (truth.sum(dim=1) if n_pos is None else n_pos).float()
     discount = 1.0 / torch.log2(torch.arange(2, top.shape[1] + 2, dtype=torch.float32,
                                              device=top.device))
     out = {}
@@ -118,8 +120,9 @@ def evaluate(model, train: sp.csr_matrix, target: sp.csr_matrix,
                           torch.tensor(-torch.inf, device="cpu"))  # ranking runs on the CPU
         top = topk_stable(scores, kmax)
         truth = _rows_to_dense(target, start, stop)
-        has = truth.any(dim=1).cpu().numpy()
-        for name, values in rank_metrics(top, truth, ks).items():
+        n_pos = np.diff(target.indptr[start:stop + 1])  # from the CSR: no pass over (B, I)
+        has = n_pos > 0
+        for name, values in rank_metrics(top, truth, ks, torch.from_numpy(n_pos)).items():
             per_user[name][rows[has]] = values.cpu().numpy()[has]
     model.train(was_training)
     evaluated = ~np.isnan(per_user[names[0]])

@@ -9,7 +9,7 @@ times (keys ending in ``_time_s`` / ``_s`` timing columns), the host and the SLU
 
 ``--code-change`` compares runs of two code versions (a refactor must not change a number): the
 git revision and config hash are ignored too, record fields only the newer run has are listed
-as additions rather than differences, and ``--ignore KEY`` drops a record field or CSV column
+as additions rather than differences (also in a mask's meta), and ``--ignore KEY`` drops a record field or CSV column
 whose value was renamed (say which in the note).
 """
 from __future__ import annotations
@@ -24,7 +24,9 @@ import pandas as pd
 
 EXECUTION_KEYS = {"host", "slurm_job_id"}
 TIMING_COLUMNS = ("t_train_s", "t_eval_s", "t_rl_s")
-CODE_VERSION_KEYS = {"git_revision", "config_hash"}
+# With --code-change: the code version, and the sha256 of the mask files, which are compared
+# themselves, array by array and their meta field by field.
+CODE_VERSION_KEYS = {"git_revision", "config_hash", "mask_sha256"}
 IGNORED: set[str] = set()  # --ignore and, with --code-change, CODE_VERSION_KEYS
 ADDED: list[str] = []  # with --code-change: fields only the newer run has
 ALLOW_ADDED = [False]
@@ -72,7 +74,14 @@ def compare_npz(ref: Path, other: Path) -> list[str]:
     with np.load(ref, allow_pickle=False) as a, np.load(other, allow_pickle=False) as b:
         if sorted(a.files) != sorted(b.files):
             return [f"arrays {sorted(a.files)} != {sorted(b.files)}"]
-        return [f"array {k} differs" for k in a.files if not np.array_equal(a[k], b[k])]
+        out = []
+        for k in a.files:
+            if k == "meta" and ALLOW_ADDED[0]:  # JSON text: compared field by field
+                _diff(stable_record(json.loads(str(a[k]))), stable_record(json.loads(str(b[k]))),
+                      "meta", out)
+            elif not np.array_equal(a[k], b[k]):
+                out.append(f"array {k} differs")
+        return out
 
 
 def compare_csv(ref: Path, other: Path) -> list[str]:

@@ -59,6 +59,22 @@ def normalized_adjacency(train: sp.csr_matrix, layout=torch.sparse_csr) -> torch
     return t.to_sparse_csr() if layout == torch.sparse_csr else t
 
 
+class _SumOfSquares(torch.autograd.Function):
+    """sum(x ** 2) as one dot product, with the backward as one product 2g * x (torch's ``dot``
+    backward computes g * x twice and adds them: the same numbers, two more passes over x)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        flat = x.reshape(-1)
+        return torch.dot(flat, flat)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return x * (2 * grad)
+
+
 class SquaredL2Loss(nn.Module):
     """The protocol's L2 term: sum of squared entries of the given batch embeddings / batch size.
 
@@ -70,8 +86,7 @@ class SquaredL2Loss(nn.Module):
     def forward(self, *embeddings: torch.Tensor, require_pow: bool = True) -> torch.Tensor:
         if not require_pow:
             raise ValueError("SquaredL2Loss computes squared norms only (require_pow must be true)")
-        flat = [e.reshape(-1) for e in embeddings]
-        total = sum(torch.dot(f, f) for f in flat)  # no squared temporary: 4x faster than pow-sum
+        total = sum(_SumOfSquares.apply(e) for e in embeddings)  # no squared temporary
         return total / embeddings[-1].shape[0]
 
 

@@ -62,28 +62,37 @@ class MaskedNeuMF(MaskableMixin, NeuMF):
         return loss + self.reg_weight * reg
 
     @torch.no_grad()
-    def score_users(self, users: torch.Tensor, user_block: int = 256) -> torch.Tensor:
+    def score_users(self, users: torch.Tensor, user_block: int = 512) -> torch.Tensor:
         """All-item scores without sending (user, item) pairs through the towers.
 
         The first MLP layer is linear in [u; i]: W[u; i] + b = a_u + b_i with a_u = W_u u and
         b_i = W_i i + b. With relu(a + b) = max(a, -b) + b, the MLP part of the score is
         sum_k w_k max(a_uk, -b_ik) + b_i . w, computed one hidden unit at a time on
-        (user_block x items) tiles that stay in cache (about 20x faster than (B, I, h) tensors).
+        (user_block x items) tiles (about 20x faster than (B, I, h) tensors; 512 users per tile
+        measured 8% faster than 256 on ML-1M, 2 threads).
+        The item side is computed once per evaluation (kept until the next mode switch).
         """
         linear = self.mlp_layers.mlp_layers[1]  # [Dropout, Linear, ReLU]
         d = self.mlp_embedding_size
-        a = (self.user_mlp_embedding.weight[users] @ linear.weight[:, :d].T).T.contiguous()  # (h, B)
-        b = self.item_mlp_embedding.weight @ linear.weight[:, d:].T + linear.bias  # (I, h)
-        neg_b = (-b).T.contiguous()  # (h, I)
         out_w = self.predict_layer.weight[0]
         w_mf, w_mlp = out_w[: self.mf_embedding_size], out_w[self.mf_embedding_size:]
-        scores = (self.user_mf_embedding.weight[users] * w_mf) @ self.item_mf_embedding.weight.T
-        scores += (b @ w_mlp + self.predict_layer.bias)[None, :]
+        items = self.restore_item_e if not self.training else None
+        if items is None:
+            b = self.item_mlp_embedding.weight @ linear.weight[:, d:].T + linear.bias  # (I, h)
+            items = ((-b).T.contiguous().unsqueeze(1),  # (h, 1, I)
+                     b @ w_mlp + self.predict_layer.bias, self.item_mf_embedding.weight.T)
+            if not self.training:
+                self.restore_item_e = items
+        neg_b, item_constant, item_mf_t = items
+        a = (self.user_mlp_embedding.weight[users] @ linear.weight[:, :d].T).T  # (h, B)
+        scores = (self.user_mf_embedding.weight[users] * w_mf) @ item_mf_t
+        scores += item_constant[None, :]
         weights = w_mlp.tolist()
         for start in range(0, len(users), user_block):
             block = scores[start:start + user_block]
+            a_block = a[:, start:start + user_block].unsqueeze(2).contiguous()  # (h, B, 1)
             tmp = torch.empty_like(block)
             for k, w_k in enumerate(weights):
-                torch.maximum(a[k, start:start + user_block, None], neg_b[k, None, :], out=tmp)
+                torch.maximum(a_block[k], neg_b[k], out=tmp)
                 block.add_(tmp, alpha=w_k)
         return scores

@@ -80,8 +80,11 @@ class Adjacency(torch.nn.Module):
         rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(lap.indptr))
         # the slot of (j, i) for every slot (i, j): slots sorted by (column, row) = CSR of Aᵀ
         order = np.lexsort((rows, lap.indices))
-        for name, array in (("crow", lap.indptr.astype(np.int64)),
-                            ("col", lap.indices.astype(np.int64)),
+        # 32-bit indices where they fit: the sparse kernels take them as they are (64-bit ones
+        # are converted on every product: 0.5 ms of 8.5 ms on ML-1M)
+        index = np.int32 if lap.nnz < 2 ** 31 - 1 else np.int64
+        for name, array in (("crow", lap.indptr.astype(index)),
+                            ("col", lap.indices.astype(index)),
                             ("values", lap.data.astype(np.float32)), ("transpose_order", order)):
             self.register_buffer(name, torch.from_numpy(np.ascontiguousarray(array)),
                                  persistent=False)

@@ -21,7 +21,7 @@ from typing import Callable
 from ciess.labels import budget_pct, method_label
 from ciess.masks import D_MAX, check_budget
 from ciess.models.registry import gmf_dense, model_spec
-from ciess.split_data import SplitData
+from ciess.data.read_split import SplitData
 
 # Methods that implement NeuMF's `mask_gmf: false` (the official code: GMF tables dense at the
 # widest size, only the MLP tables sized). The workflow refuses the setting for any other method.

@@ -26,7 +26,7 @@ from ciess.sampler import TripleSampler  # noqa: E402
 from ciess.search.agent import TD3Settings  # noqa: E402
 from ciess.search.env import SizeSearchEnv  # noqa: E402
 from ciess.search.search import SearchSettings, run_search  # noqa: E402
-from ciess.split_data import load_split  # noqa: E402
+from ciess.data.read_split import load_split  # noqa: E402
 from ciess.train import TrainSettings, resolve_device, seed_everything, train_step  # noqa: E402
 
 

@@ -81,7 +81,7 @@ def measure_recbole(kind: str, model_name: str, manifest: Path, batch: int, n_ba
 
     from ciess.masks import sizes_mask
     from ciess.models import model_defaults, model_spec
-    from ciess.recbole_bridge import recbole_config, recbole_data
+    from recbole_bridge import recbole_config, recbole_data  # benchmarks/, beside this script
     from baselines.es import equal_size_for_budget
 
     hp = {k: v for k, v in model_defaults(model_name).items()
@@ -129,7 +129,7 @@ def measure_suite(model_name: str, manifest: Path, repeats: int) -> dict:
     from ciess.models import build_model, model_spec
     from ciess.sampler import TripleSampler
     from ciess.train import train_step
-    from ciess.split_data import load_split
+    from ciess.data.read_split import load_split
     from baselines.es import equal_size_for_budget
 
     split = load_split(manifest)
@@ -186,7 +186,7 @@ def measure_propagation(manifest: Path, repeats: int) -> dict:
     from ciess.models.propagation import Adjacency, stock_forward
     from ciess.sampler import TripleSampler
     from ciess.train import train_step
-    from ciess.split_data import load_split
+    from ciess.data.read_split import load_split
 
     split = load_split(manifest)
     adj = Adjacency.from_interactions(split.train)

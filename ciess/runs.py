@@ -10,7 +10,7 @@ from ciess.io import atomic_path, sha256_file, write_json
 from ciess.masks import Mask, check_budget, load_mask
 from ciess.models import gmf_dense, model_spec
 from ciess.provenance import run_provenance
-from ciess.split_data import load_split
+from ciess.data.read_split import load_split
 from ciess.train import TrainSettings, run_masked_training
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ import pandas as pd
 from ciess.masks import D_MAX, account, sizes_mask
 from ciess.models import build_model
 from ciess.search.env import quality_ratio, reward
-from ciess.split_data import SplitData
+from ciess.data.read_split import SplitData
 from ciess.train import TrainSettings, seed_everything, train_model
 
 log = logging.getLogger(__name__)

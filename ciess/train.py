@@ -21,7 +21,7 @@ from ciess.evaluate import EvalResult, evaluate
 from ciess.masks import Mask, account
 from ciess.models import build_model, gmf_dense, rewind_tables
 from ciess.sampler import TripleSampler
-from ciess.split_data import SplitData, merge_train_valid
+from ciess.data.read_split import SplitData, merge_train_valid
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ciess.split_data import SplitData
+from ciess.data.read_split import SplitData
 
 
 def random_split(n_users=40, n_items=30, per_user=12, seed=0) -> SplitData:
@@ -67,3 +67,18 @@ def user_package(tmp_path, module: str, source: str) -> dict:
     pkg.mkdir(exist_ok=True)
     (pkg / f"{module}.py").write_text(source)
     return {"PYTHONPATH": f"{pkg}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+
+
+def benchmark_module(name: str):
+    """A module of benchmarks/ (not a package: its scripts import each other by name)."""
+    import importlib.util
+    import sys
+
+    from conftest import REPO
+
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]

@@ -9,6 +9,7 @@ import scipy.sparse as sp
 import torch
 
 from ciess.evaluate import evaluate, rank_metrics, topk_stable
+from helpers import benchmark_module
 
 
 class FixedScores(torch.nn.Module):
@@ -96,8 +97,10 @@ def test_same_means_as_recboles_evaluator_on_the_same_trained_model(tmp_path, mo
     from ciess.data.split import split_per_user, write_split
     from ciess.data.fetch import fetch_dataset, load_catalog
     from ciess.data.preprocess import PARSERS, preprocess
-    from ciess.recbole_bridge import SuiteModelForRecBole, recbole_config, recbole_data
-    from ciess.split_data import load_split
+    bridge = benchmark_module("recbole_bridge")  # stock RecBole on the suite's split
+    SuiteModelForRecBole, recbole_config, recbole_data = (
+        bridge.SuiteModelForRecBole, bridge.recbole_config, bridge.recbole_data)
+    from ciess.data.read_split import load_split
     from ciess.train import TrainSettings, run_masked_training
     from conftest import REPO
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from conftest import REPO
 
 TRAINING_PATH = ("ciess.train", "ciess.runs", "ciess.evaluate", "ciess.sampler", "ciess.masks",
-                 "ciess.split_data", "ciess.models")
+                 "ciess.data.read_split", "ciess.models")
 
 
 def _modules() -> dict[str, Path]:

@@ -8,7 +8,7 @@ import numpy as np
 
 from ciess.masks import D_MAX, account, sizes_mask
 from ciess.models import build_model, gmf_dense
-from ciess.split_data import SplitData
+from ciess.data.read_split import SplitData
 from ciess.train import TrainSettings, seed_everything, train_model
 
 REWARD_QUALITY = ("ratio", "raw")

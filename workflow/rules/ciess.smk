@@ -1,5 +1,5 @@
 # CIESS: search -> top-l candidates per budget -> common retraining -> validation selection.
-# Search labels: {noise code}-{rw|norw}-lam{lambda}, e.g. g-rw-lam0.4 (studies.smk).
+# Search labels: {noise code}-{rw|norw}-lam{lambda}, e.g. g-rw-lam0.4 (ciess/labels.py).
 
 
 rule ciess_search:

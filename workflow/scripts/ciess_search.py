@@ -4,7 +4,7 @@ from ciess.jobs import start_job
 from ciess.labels import Search
 from ciess.search.env import SizeSearchEnv
 from ciess.search.search import SearchSettings, run_search, write_search
-from ciess.split_data import load_split
+from ciess.data.read_split import load_split
 from ciess.train import TrainSettings
 
 sm = snakemake  # noqa: F821

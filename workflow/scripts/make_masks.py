@@ -4,7 +4,7 @@ from pathlib import Path
 from baselines import MethodContext, run_method
 from ciess.jobs import start_job
 from ciess.masks import save_mask
-from ciess.split_data import load_split
+from ciess.data.read_split import load_split
 
 sm = snakemake  # noqa: F821
 log = start_job(sm, computes=True)

@@ -2,7 +2,7 @@
 from ciess.io import atomic_path, load_npz
 from ciess.jobs import start_job
 from ciess.size_response import Budget, size_response
-from ciess.split_data import load_split
+from ciess.data.read_split import load_split
 from ciess.train import TrainSettings
 
 sm = snakemake  # noqa: F821

@@ -1,4 +1,5 @@
-"""The materialised split, loaded once per run as index arrays and CSR matrices.
+"""The materialised split (made by ``ciess.data.split``), read back once per run as index arrays
+and CSR matrices, verified against its manifest.
 
 Every rule reads these files (written by ``split_dataset``); nothing re-splits.
 """

@@ -1,4 +1,6 @@
-"""Run stock RecBole on the suite's materialised split, for cross-checks and benchmarks.
+"""Run stock RecBole on the suite's materialised split: the benchmarks' stock-versus-masked
+comparisons and the tests' cross-check of our evaluation against RecBole's (not a library module:
+no rule uses it).
 
 RecBole reads the split files through ``benchmark_filename`` and re-maps their tokens to its own
 ids (0 is padding). ``SuiteModelForRecBole`` lets RecBole's Trainer evaluate a suite model by

@@ -19,7 +19,7 @@ from baselines import MethodContext, register
 from ciess.masks import capacity, elements_mask, meets_budget
 from ciess.models import build_model, embedding_tables
 from ciess.sampler import TripleSampler
-from ciess.train import lr_at, seed_everything
+from ciess.train import lr_at, seed_everything, train_step
 
 
 class SoftThreshold(nn.Module):
@@ -72,11 +72,7 @@ def make_masks(ctx: MethodContext, targets: list[int]) -> dict:
     for step in range(1, int(p["max_steps"]) + 1):
         # the rest of the model: the base model's schedule, or a fixed `model_lr` (official 1e-3)
         opt.param_groups[1]["lr"] = p["model_lr"] or lr_at(step - 1, hp)
-        u, pos, neg = (x.to(settings.device) for x in sampler.sample())
-        loss = model.calculate_loss({model.USER_ID: u, model.ITEM_ID: pos, model.NEG_ITEM_ID: neg})
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss = train_step(model, opt, sampler, settings.device)  # the shared training step
         if step % p["check_every"] and step != p["max_steps"]:
             continue
         nnz = thresholded_nnz(named.values())

@@ -15,7 +15,13 @@ memory is its own):
   suite      the suite's path (vectorised sampler, batch 10,000): one epoch-equivalent =
              ceil(|train| / 10,000) batches, and one full-ranking evaluation of all users
 Ratios: masked/stock and masked/unmasked epoch time; suite epoch / stock epoch; evaluation /
-suite epoch. Each time is the median of `--repeats` epochs (and evaluations). RecBole epochs
+suite epoch.
+
+Section `masking` (per base model, one process): the cost of the mask itself, measured
+interleaved (blocks of 20 steps of each model in turn, so that the machine's drift hits both
+alike): the suite's training step at `--recbole-batch` with the ES-90 mask at the full 128
+columns, against the same model unmasked; and, for context, the same mask narrowed to its
+width, as every retraining runs it. Each time is the median of `--repeats` epochs (and evaluations). RecBole epochs
 are measured over `--recbole-batches` batches when given (and scaled to a full epoch: labelled
 "scaled"), else over a full epoch.
 
@@ -163,6 +169,47 @@ def measure_suite(model_name: str, manifest: Path, repeats: int) -> dict:
     return {"epoch_s": epoch_s, "batches_per_epoch": per_epoch, "eval_s": eval_s}
 
 
+def measure_masking(model_name: str, manifest: Path, batch: int, repeats: int) -> dict:
+    import torch
+
+    from baselines.es import equal_size_for_budget
+    from ciess.data.read_split import load_split
+    from ciess.masks import sizes_mask
+    from ciess.models import build_model, model_spec
+    from ciess.sampler import TripleSampler
+    from ciess.train import train_step
+
+    split = load_split(manifest)
+    size = equal_size_for_budget(90, split.n_users, split.n_items, model_spec(model_name).n_tables)
+    mask = sizes_mask(np.full(split.n_users, size), np.full(split.n_items, size))
+    runs = {}
+    for kind, kwargs in (("unmasked", {}), ("masked", {"mask": mask}),
+                         ("narrowed", {"mask": mask, "narrow": True})):
+        torch.manual_seed(0)
+        model = build_model(model_name, split.n_users, split.n_items, split.train, **kwargs)
+        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+        sampler = TripleSampler(split.train, batch, "user_uniform", 0)
+        runs[kind] = (model, opt, sampler, [])
+    block = 20
+    for _ in range(4 * repeats):
+        for model, opt, sampler, times in runs.values():
+            t0 = time.perf_counter()
+            for _ in range(block):
+                train_step(model, opt, sampler, "cpu")
+            times.append((time.perf_counter() - t0) / block * 1000)
+    return {kind: float(np.median(times[1:])) for kind, (_, _, _, times) in runs.items()}
+
+
+def print_masking(manifest: Path, args, workdir: Path) -> None:
+    print(f"  cost of masking, the suite's step at batch {args.recbole_batch} (interleaved, "
+          f"median of {4 * args.repeats - 1} blocks of 20 steps):")
+    print(f"  {'model':9} {'unmasked':>9} {'masked':>9} {'masked/unm':>10} {'narrowed':>9}")
+    for model in args.models.split(","):
+        r = run_child("masking", model, manifest, args, workdir)
+        print(f"  {model:9} {r['unmasked']:7.2f}ms {r['masked']:7.2f}ms "
+              f"{r['masked'] / r['unmasked']:10.3f} {r['narrowed']:7.2f}ms", flush=True)
+
+
 def _median_ms(fn, repeats: int) -> float:
     fn()  # warm-up
     times = []
@@ -268,6 +315,8 @@ def child(args) -> None:
         out = measure_suite(args.model, manifest, args.repeats)
     elif args.child == "propagation":
         out = measure_propagation(manifest, args.repeats)
+    elif args.child == "masking":
+        out = measure_masking(args.model, manifest, args.recbole_batch, args.repeats)
     else:
         out = measure_recbole(args.child, args.model, manifest, args.recbole_batch,
                               args.recbole_batches, Path(args.workdir), args.repeats)
@@ -298,9 +347,10 @@ def main() -> None:
                    help="time only this many RecBole batches and scale to an epoch")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3, help="epochs timed per measurement (median)")
-    p.add_argument("--child", choices=["stock", "masked", "unmasked", "suite", "propagation"])
-    p.add_argument("--sections", default="recbole,propagation",
-                   help="comma list: recbole (stock vs masked vs suite), propagation")
+    p.add_argument("--child", choices=["stock", "masked", "unmasked", "suite", "propagation",
+                                       "masking"])
+    p.add_argument("--sections", default="recbole,propagation,masking",
+                   help="comma list: recbole (stock vs masked vs suite), propagation, masking")
     p.add_argument("--model")
     p.add_argument("--manifest")
     p.add_argument("--workdir")
@@ -320,6 +370,8 @@ def main() -> None:
             print_propagation(run_child("propagation", "lightgcn", manifest, args, workdir), dataset)
         if "recbole" in sections:
             print_recbole(manifest, args, workdir)
+        if "masking" in sections:
+            print_masking(manifest, args, workdir)
 
 
 def print_recbole(manifest: Path, args, workdir: Path) -> None:

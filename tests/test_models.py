@@ -98,3 +98,35 @@ def test_graph_scores_equal_recbole_full_sort_predict(name):
     model.restore_user_e = model.restore_item_e = None
     theirs = model.full_sort_predict({model.USER_ID: torch.arange(5)}).view(5, -1)
     assert torch.allclose(ours, theirs, atol=1e-6)
+
+
+def test_registry_answers_without_loading_torch_or_recbole():
+    """Reports ask the registry for labels and table counts: no torch, no RecBole import."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from ciess.models import model_spec; s = model_spec('neumf'); "
+            "print(s.label, s.n_tables, 'torch' in sys.modules, 'recbole' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["NeuMF", "2", "False", "False"]
+
+
+def test_registry_refuses_incomplete_or_inconsistent_models():
+    import torch.nn as nn
+
+    from ciess.models import MaskedLightGCN, ModelSpec, gmf_dense, model_spec, register_model
+
+    class NotMaskable(nn.Module):
+        def score_users(self, users):
+            return users
+
+    with pytest.raises(TypeError, match="lacks mask_tables\\(\\); derive it from"):
+        register_model(ModelSpec("broken", "Broken", NotMaskable, {}))
+    with pytest.raises(ValueError, match="the spec counts 2 table pair\\(s\\), MaskedLightGCN.n_tables is 1"):
+        register_model(ModelSpec("lgcn2", "LGCN2", MaskedLightGCN, {}, n_tables=2))
+    with pytest.raises(ValueError, match="model 'lightgcn' is registered twice"):
+        register_model(ModelSpec("lightgcn", "Other", MaskedLightGCN, {}))
+    with pytest.raises(KeyError, match="no base model 'mf' is registered .*docs/adding_a_model.md"):
+        model_spec("mf")
+    assert gmf_dense("neumf", {"mask_gmf": False}) and not gmf_dense("neumf", {})
+    assert not gmf_dense("lightgcn", {"mask_gmf": False})  # only NeuMF has the switch

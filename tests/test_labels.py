@@ -1,0 +1,51 @@
+"""ciess.labels: the one grammar of budget, search, pool and method labels, both ways."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ciess import labels
+
+
+def test_budget_labels_round_trip_and_refuse_impossible_budgets():
+    assert labels.budget_label(80) == "c80" and labels.budget_label("native") == "native"
+    assert labels.budget_pct("c7") == 7 and labels.budget_pct("native") is None
+    assert labels.target_sparsity("c95") == 0.95 and labels.target_sparsity("dense") is None
+    for bad in (0, 100, 150):
+        with pytest.raises(ValueError, match="whole percentage in 1..99"):
+            labels.budget_label(bad)
+    with pytest.raises(ValueError, match="unknown budget label 'x80'"):
+        labels.budget_pct("x80")
+
+
+def test_search_labels_round_trip_and_match_the_wildcard_pattern():
+    for search in (labels.Search("gaussian", True, 0.4), labels.Search("ou", False, 0.05),
+                   labels.Search("none", True, 1.0)):
+        assert labels.Search.parse(search.label) == search
+        assert re.fullmatch(labels.SEARCH_PATTERN, search.label)
+    assert labels.Search("uniform", False, 0.2).label == "u-norw-lam0.2"
+    with pytest.raises(ValueError, match="no plain decimal label"):
+        labels.Search("gaussian", True, 1e-5).label  # noqa: B018  (1e-05 would not parse back)
+    with pytest.raises(ValueError, match="not a CIESS search label"):
+        labels.Search.parse("g-walk-lam0.4")
+
+
+def test_method_names_describe_their_runs():
+    def baseline(name, budget):
+        return labels.method_label(name.upper(), budget, native_mode=name == "esapn")
+
+    assert labels.ciess_method("g-rw-lam0.4", "ep1-6") == "ciess-g-rw-lam0.4-ep1-6"
+    assert labels.pool_episodes("ep7-12") == (7, 12) and labels.pool_episodes("all") is None
+    with pytest.raises(ValueError, match="unknown candidate pool"):
+        labels.pool_episodes("ep7")
+    d = labels.describe_run("ciess-ou-norw-lam0.2-ep7-12", "c90", baseline)
+    assert d == {"method_label": "CIESS", "search": "ciess-ou-norw-lam0.2",
+                 "variant": {"noise": "OU", "random_walk": False, "lambda": 0.2, "episodes": "7-12"}}
+    cand = labels.describe_run(labels.candidate_method("g-rw-lam0.4", 3, 5), "cand", baseline)
+    assert cand["method_label"] == "CIESS candidate" and cand["search"] == "ciess-g-rw-lam0.4"
+    assert labels.describe_run("esapn", "c90", baseline)["method_label"] == "ESAPN-B"
+    assert labels.describe_run("esapn", "native", baseline)["method_label"] == "ESAPN"
+    assert labels.describe_run("mr", "c90", baseline) == {"method_label": "MR", "variant": None,
+                                                          "search": None}
+    assert labels.describe_run("full", "dense", baseline)["method_label"] == "Full"

@@ -52,11 +52,6 @@ class ModelSpec:
         switch = self.dense_first_pair_unless
         return switch is not None and not params.get(switch, True)
 
-    @property
-    def settings(self) -> dict:
-        """Every setting `model_overrides.<name>` may give, with its default."""
-        return {**self.defaults, **self.suite_settings}
-
     def params(self, overrides: dict | None = None) -> dict:
         return {**self.defaults, **(overrides or {})}
 

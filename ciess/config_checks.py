@@ -54,7 +54,7 @@ def rename_deprecated(config: dict) -> list[str]:
         block = config
         for part in path[:-1]:
             block = block.get(part, {}) if isinstance(block, dict) else {}
-        if isinstance(block, dict) and block.get(path[-1]) == old and not isinstance(old, bool):
+        if isinstance(block, dict) and block.get(path[-1]) == old:
             block[path[-1]] = new
             messages.append(f"config {'.'.join(path)}: '{old}' is now written {new!r}")
     return messages

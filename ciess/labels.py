@@ -24,7 +24,7 @@ NOISE_TABLE_LABEL = {"gaussian": "G", "uniform": "U", "ou": "OU", "none": "none"
 BUDGET_PATTERN = r"c\d+|native|cand"
 SEARCH_PATTERN = rf"({'|'.join(NOISE_CODE.values())})-(rw|norw)-lam([0-9.]+)"
 POOL_PATTERN = r"all|ep\d+-\d+"
-CIESS_METHOD_RE = re.compile(rf"^ciess-{SEARCH_PATTERN}(?:-ep(\d+)-(\d+))?$")
+CIESS_METHOD_RE = re.compile(rf"^ciess-(?P<search>{SEARCH_PATTERN})(?:-(?P<pool>ep\d+-\d+))?$")
 
 
 def budget_label(pct: int | str | None) -> str:
@@ -105,7 +105,7 @@ def ciess_variant(search: Search, pool: str = "all") -> dict:
 
 
 FULL = "full"  # the dense model every budget is measured against
-CANDIDATE_RE = re.compile(rf"^(ciess-{SEARCH_PATTERN})-e(\d+)i(\d+)$")
+CANDIDATE_RE = re.compile(rf"^ciess-(?P<search>{SEARCH_PATTERN})-e\d+i\d+$")
 
 
 def candidate_method(search: Search | str, episode: int, iteration: int) -> str:
@@ -128,14 +128,12 @@ def describe_run(method: str, budget: str, baseline_label) -> dict:
         return {"method_label": "Full", "variant": None, "search": None}
     m = CANDIDATE_RE.match(method)
     if m:
-        search = Search(NOISE_NAME[m.group(2)], m.group(3) == "rw", float(m.group(4)))
-        return {"method_label": "CIESS candidate", "search": m.group(1),
+        search = Search.parse(m["search"])
+        return {"method_label": "CIESS candidate", "search": ciess_method(search),
                 "variant": {**ciess_variant(search), "episodes": None}}
     m = CIESS_METHOD_RE.match(method)
     if m:
-        code, walk, lam, first, last = m.groups()
-        search = Search(NOISE_NAME[code], walk == "rw", float(lam))
-        pool = "all" if first is None else pool_label(int(first), int(last))
+        search = Search.parse(m["search"])
         return {"method_label": "CIESS", "search": ciess_method(search),
-                "variant": ciess_variant(search, pool)}
+                "variant": ciess_variant(search, m["pool"] or "all")}
     return {"method_label": baseline_label(method, budget), "variant": None, "search": None}

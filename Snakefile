@@ -37,6 +37,11 @@ include: "workflow/rules/diagnostics.smk"
 include: "workflow/rules/report.smk"
 
 
+from ciess.jobs import SUBMIT_HOST_RULES
+
+workflow.localrules("all", *SUBMIT_HOST_RULES)  # light file work: not worth a cluster job
+
+
 rule all:
     default_target: True
     input:

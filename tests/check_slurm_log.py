@@ -3,8 +3,9 @@
     python tests/check_slurm_log.py SNAKEMAKE_LOG WORKDIR
 
 Checks, each failing with a message that names what is wrong:
-- every job Snakemake started (``rule X:`` blocks; ``localrule all`` aside) has a line
-  ``Job N has been submitted with SLURM jobid M``, and there is at least one;
+- every job Snakemake started (``rule X:`` blocks) has a line
+  ``Job N has been submitted with SLURM jobid M``, and there is at least one; jobs on the submit
+  host (``localrule X:``) are only those of ``all`` and ``ciess.jobs.SUBMIT_HOST_RULES``;
 - the run ended with ``k of k steps (100%) done``;
 - SLURM itself (``squeue --states=all``) lists every one of those jobs as COMPLETED;
 - every metrics JSON under WORKDIR/results/runs names, as its ``slurm_job_id``, a job of this run.
@@ -22,7 +23,10 @@ RULE_RE = re.compile(r"^(local)?(?:rule|checkpoint) (\S+):$")
 JOBID_RE = re.compile(r"^\s+jobid: (\d+)$")
 SUBMIT_RE = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+)")
 DONE_RE = re.compile(r"^(\d+) of (\d+) steps \(100%\) done$")
-LOCAL_ALLOWED = {"all"}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ciess.jobs import SUBMIT_HOST_RULES  # noqa: E402
+
+LOCAL_ALLOWED = {"all", *SUBMIT_HOST_RULES}
 
 
 def parse_log(text: str) -> tuple[dict, dict, dict, bool]:
@@ -56,8 +60,8 @@ def slurm_states(ids) -> dict[str, str]:
     return {i: states.get(i, "not listed by squeue") for i in ids}
 
 
-def check(log_path: Path, workdir: Path) -> list[str]:
-    remote, local, submitted, finished = parse_log(log_path.read_text())
+def placement_problems(remote: dict, local: dict, submitted: dict) -> list[str]:
+    """Jobs that should have gone through sbatch and did not (from ``parse_log``)."""
     problems = []
     if not remote:
         problems.append("no job was started through the SLURM executor")
@@ -67,6 +71,12 @@ def check(log_path: Path, workdir: Path) -> list[str]:
     for jobid, rule in sorted(local.items()):
         if rule not in LOCAL_ALLOWED:
             problems.append(f"job {jobid} ({rule}) ran on the submit host, not through SLURM")
+    return problems
+
+
+def check(log_path: Path, workdir: Path) -> list[str]:
+    remote, local, submitted, finished = parse_log(log_path.read_text())
+    problems = placement_problems(remote, local, submitted)
     if not finished:
         problems.append("the log does not end with 'k of k steps (100%) done'")
     for slurm_id, state in slurm_states(submitted.values()).items():
@@ -85,6 +95,7 @@ def check(log_path: Path, workdir: Path) -> list[str]:
     for jobid, rule in sorted(remote.items(), key=lambda kv: int(submitted.get(kv[0], 0))):
         print(f"{jobid:>14}  {submitted.get(jobid, '-'):>9}  {rule}")
     print(f"{len(remote)} jobs started, {len(submitted)} submitted with sbatch, "
+          f"{len(local)} on the submit host ({', '.join(sorted(set(local.values())))}), "
           f"{len(runs)} metrics files carry a SLURM job id of this run")
     return problems
 

@@ -195,3 +195,32 @@ def test_leftover_temporary_file_of_a_killed_writer_is_removed(tmp_path):
         tmp.write_bytes(b"whole")
     assert target.read_bytes() == b"whole"
     assert not stale.exists() and live.exists() and remote.exists()
+
+
+def _imports(importtime_stderr: str) -> dict[str, int]:
+    """Modules a ``python -X importtime`` run imported -> nesting depth (0: top level)."""
+    out = {}
+    for line in importtime_stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            name = line.rsplit("|", 1)[1]
+            out.setdefault(name.strip(), (len(name) - len(name.lstrip()) - 1) // 2)
+    return out
+
+
+def test_a_job_process_parses_the_workflow_without_torch_or_the_iri_grammar(tmp_path):
+    """Every cluster job starts Snakemake twice (sbatch's and srun's process). Those job
+    processes skip the DAG-start checks the main process ran (which import every method module
+    and so torch), and no Snakemake process imports rfc3987_syntax (jsonschema's 'iri' format,
+    which the config schema does not use); the main process still refuses a bad config."""
+    run_workflow(tmp_path, "-n", "--quiet", "all")  # links config/; the main process: checks
+    job = [sys.executable, "-X", "importtime", *snakemake_cmd(
+        tmp_path, "--cores", "1", "--mode", "subprocess", "--force", "-n",
+        "--target-jobs", "fetch_dataset:dataset=ml-100k", "--allowed-rules", "fetch_dataset")[1:]]
+    proc = subprocess.run(job, capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    imported = _imports(proc.stderr)
+    assert "jsonschema" in imported and "ciess.jobs" in imported  # the parse did run
+    assert "torch" not in imported
+    assert not [m for m in imported if m.startswith("rfc3987_syntax.")]  # its grammar: not built
+    bad = run_workflow(tmp_path, "-n", "all", "--config", "threads=zero", check=False)
+    assert bad.returncode != 0 and "threads" in bad.stdout + bad.stderr

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 
-from check_slurm_log import parse_log
+from check_slurm_log import parse_log, placement_problems
 from run_comparison import compare_runs
 
 METRICS = "results/runs/ml-100k/lightgcn/es/c80/seed0/metrics.json"
@@ -50,26 +50,39 @@ def test_a_changed_metric_mask_or_missing_file_is_reported(tmp_path):
 
 LOG = """
 [Sat Nov 28 08:19:52 2026]
-rule fetch_dataset:
+localrule fetch_dataset:
     output: results/data/ml-100k/source
     jobid: 3
-Job 3 has been submitted with SLURM jobid 11 (log: x/11.log).
 [Sat Nov 28 08:19:53 2026]
-checkpoint ciess_candidates:
+rule pretrain_full:
+    jobid: 5
+Job 5 has been submitted with SLURM jobid 11 (log: x/11.log).
+[Sat Nov 28 08:19:53 2026]
+rule ciess_search:
     jobid: 7
 Job 7 has been submitted with SLURM jobid 12 (log: x/12.log).
 [Sat Nov 28 08:19:54 2026]
 rule retrain_masked:
     jobid: 9
+[Sat Nov 28 08:19:54 2026]
+localcheckpoint ciess_candidates:
+    jobid: 8
+[Sat Nov 28 08:19:54 2026]
+localrule make_masks_es:
+    jobid: 10
 [Sat Nov 28 08:19:55 2026]
 localrule all:
     jobid: 0
-3 of 3 steps (100%) done
+6 of 6 steps (100%) done
 """
 
 
 def test_sbatch_log_parser_finds_jobs_that_bypassed_slurm():
     remote, local, submitted, finished = parse_log(LOG)
-    assert remote == {3: "fetch_dataset", 7: "ciess_candidates", 9: "retrain_masked"}
-    assert local == {0: "all"} and finished
-    assert submitted == {3: "11", 7: "12"}  # job 9 ran without sbatch: check() reports it
+    assert remote == {5: "pretrain_full", 7: "ciess_search", 9: "retrain_masked"}
+    assert local == {3: "fetch_dataset", 8: "ciess_candidates", 10: "make_masks_es", 0: "all"}
+    assert submitted == {5: "11", 7: "12"} and finished
+    # the submit-host rules (ciess.jobs.SUBMIT_HOST_RULES) may run locally; nothing else may
+    assert placement_problems(remote, local, submitted) == [
+        "job 9 (retrain_masked) ran without an sbatch submission",
+        "job 10 (make_masks_es) ran on the submit host, not through SLURM"]

@@ -8,8 +8,13 @@ from ciess import labels
 from ciess.config_checks import rename_deprecated
 
 
+# jsonschema registers an "iri" format check by importing rfc3987_syntax, which builds its grammar
+# at import: 1.2 s of every Snakemake start-up, two of which every cluster job pays. The config
+# schema uses no "iri" format.
+sys.modules.setdefault("rfc3987_syntax", None)
 for _message in rename_deprecated(config):
-    print(f"DEPRECATED: {_message}; please update your config", file=sys.stderr)
+    if workflow.is_main_process:
+        print(f"DEPRECATED: {_message}; please update your config", file=sys.stderr)
 validate(config, schema="../schemas/config.schema.yaml")
 if "active_methods" in config:  # an override cannot delete `methods:` blocks: select them here
     _unknown = sorted(set(config["active_methods"]) - set(config["methods"]))
@@ -29,6 +34,10 @@ def _check_config():
     from ciess.models.registry import MODELS, import_plugins
 
     import_plugins(config.get("plugins"))
+    if not workflow.is_main_process:
+        # a job's process (cluster job, group): the main process checked this config at DAG
+        # start; importing every method module again (torch, 1.3 s) would only repeat it
+        return
     with open(workflow.source_path("../schemas/config.schema.yaml")) as fh:
         schema = yaml.safe_load(fh)
     check_config(config, schema, load_catalog(config["dataset_catalog"]), MODELS, method_params)

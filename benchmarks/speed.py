@@ -9,7 +9,9 @@ columns and at the mask's width, and Full / narrowed.
 
 Section `recbole` prints, per base model, measured in this run (each measurement in its own process so peak
 memory is its own):
-  stock      RecBole's own class and Trainer._train_epoch at `--recbole-batch` (default 2048)
+  stock      RecBole's own class and Trainer._train_epoch at `--recbole-batch` (default 2048);
+             NeuMF, which RecBole trains pointwise (BCE), with RecBole's BPRLoss instead, like
+             the suite (``stock_class``)
   masked     the same Trainer, loader and batch with the suite's masked class (ES mask at 90%)
   unmasked   the same with the suite's class and no mask: masked/unmasked = cost of masking
   suite      the suite's path (vectorised sampler, batch 10,000): one epoch-equivalent =
@@ -21,7 +23,10 @@ Section `masking` (per base model, one process): the cost of the mask itself, me
 interleaved (blocks of 20 steps of each model in turn, so that the machine's drift hits both
 alike): the suite's training step at `--recbole-batch` with the ES-90 mask at the full 128
 columns, against the same model unmasked; and, for context, the same mask narrowed to its
-width, as every retraining runs it. Each time is the median of `--repeats` epochs (and evaluations). RecBole epochs
+width, as every retraining runs it. It also prints the optimizer's share (Adam's step, timed
+inside the same steps) and torch.sqrt over zeros vs positive values: Adam takes the square root
+of its second moment, which is exactly 0 at every masked entry, and torch's CPU sqrt is several
+times slower on zeros. Each time is the median of `--repeats` epochs (and evaluations). RecBole epochs
 are measured over `--recbole-batches` batches when given (and scaled to a full epoch: labelled
 "scaled"), else over a full epoch.
 
@@ -80,6 +85,38 @@ class FirstBatches:
         return min(self.n, len(self.loader))
 
 
+def stock_class(model_name: str):
+    """RecBole's own class for ``model_name``. Where RecBole trains it with another objective
+    than the suite (NeuMF: pointwise BCE over positives and sampled negatives, twice the rows of
+    an epoch), the same class with RecBole's ``BPRLoss`` on pairwise batches, so that stock and
+    suite train like with like (same batches, same objective; RecBole's forward untouched)."""
+    from recbole.model.loss import BPRLoss
+    from recbole.utils import InputType, get_model
+
+    from ciess.models import model_spec
+
+    spec = model_spec(model_name)
+    stock = get_model(spec.recbole_class)
+    if stock.input_type == spec.model_class().input_type:
+        return stock
+
+    class StockBPR(stock):
+        input_type = InputType.PAIRWISE
+
+        def __init__(self, config, dataset):
+            super().__init__(config, dataset)
+            self.NEG_ITEM_ID = config["NEG_PREFIX"] + self.ITEM_ID
+            self.bpr = BPRLoss()
+
+        def calculate_loss(self, interaction):
+            user = interaction[self.USER_ID]
+            return self.bpr(self.forward(user, interaction[self.ITEM_ID]),
+                            self.forward(user, interaction[self.NEG_ITEM_ID]))
+
+    StockBPR.__name__ = StockBPR.__qualname__ = f"{stock.__name__}BPR"
+    return StockBPR
+
+
 def measure_recbole(kind: str, model_name: str, manifest: Path, batch: int, n_batches: int | None,
                     workdir: Path, repeats: int) -> dict:
     import torch
@@ -93,7 +130,7 @@ def measure_recbole(kind: str, model_name: str, manifest: Path, batch: int, n_ba
     hp = {k: v for k, v in model_defaults(model_name).items()
           if k not in ("lr", "lr_decay", "decay_batches", "min_lr", "mask_gmf", "init_std")}
     spec = model_spec(model_name)
-    model_cls = spec.recbole_class if kind == "stock" else spec.model_class()
+    model_cls = stock_class(model_name) if kind == "stock" else spec.model_class()
     cfg = recbole_config(manifest.parent, json.loads(manifest.read_text())["dataset"], model_cls,
                          {**hp, "train_batch_size": batch, "eval_batch_size": 4096,
                           "learning_rate": 0.001}, workdir=workdir)
@@ -102,9 +139,7 @@ def measure_recbole(kind: str, model_name: str, manifest: Path, batch: int, n_ba
         cfg["mask_gmf"] = True
     init_seed(0, True)
     dataset, train, valid, _ = recbole_data(cfg)
-    from recbole.utils import get_model
-
-    model = (get_model(model_cls) if kind == "stock" else model_cls)(cfg, train._dataset)
+    model = model_cls(cfg, train._dataset)
     if kind == "masked":
         nu, ni = dataset.user_num, dataset.item_num
         size = equal_size_for_budget(90, nu, ni, model.n_tables)
@@ -189,25 +224,52 @@ def measure_masking(model_name: str, manifest: Path, batch: int, repeats: int) -
         model = build_model(model_name, split.n_users, split.n_items, split.train, **kwargs)
         opt = torch.optim.Adam(model.parameters(), lr=0.01)
         sampler = TripleSampler(split.train, batch, "user_uniform", 0)
-        runs[kind] = (model, opt, sampler, [])
+        runs[kind] = (model, opt, sampler, [], _time_optimizer_steps(opt))
     block = 20
     for _ in range(4 * repeats):
-        for model, opt, sampler, times in runs.values():
-            t0 = time.perf_counter()
+        for model, opt, sampler, times, adam in runs.values():
+            t0, adam_before = time.perf_counter(), adam[0]
             for _ in range(block):
                 train_step(model, opt, sampler, "cpu")
-            times.append((time.perf_counter() - t0) / block * 1000)
-    return {kind: float(np.median(times[1:])) for kind, (_, _, _, times) in runs.items()}
+            times.append(((time.perf_counter() - t0) / block * 1000,
+                          (adam[0] - adam_before) / block * 1000))
+    out = {}
+    for kind, (_, _, _, times, _) in runs.items():
+        out[kind] = float(np.median([t for t, _ in times[1:]]))
+        out[f"{kind}_adam"] = float(np.median([a for _, a in times[1:]]))
+    zeros, positive = torch.zeros(1_000_000), torch.rand(1_000_000) + 0.5
+    out["sqrt_zeros_ms"] = _median_ms(zeros.sqrt, 20)
+    out["sqrt_positive_ms"] = _median_ms(positive.sqrt, 20)
+    return out
+
+
+def _time_optimizer_steps(opt) -> list:
+    """Wrap ``opt.step`` to add its wall time (s) to the returned one-element list."""
+    total, step = [0.0], opt.step
+
+    def timed(*args, **kwargs):
+        t0 = time.perf_counter()
+        result = step(*args, **kwargs)
+        total[0] += time.perf_counter() - t0
+        return result
+
+    opt.step = timed
+    return total
 
 
 def print_masking(manifest: Path, args, workdir: Path) -> None:
     print(f"  cost of masking, the suite's step at batch {args.recbole_batch} (interleaved, "
           f"median of {4 * args.repeats - 1} blocks of 20 steps):")
-    print(f"  {'model':9} {'unmasked':>9} {'masked':>9} {'masked/unm':>10} {'narrowed':>9}")
+    print(f"  {'model':9} {'unmasked':>9} {'masked':>9} {'masked/unm':>10} {'narrowed':>9} "
+          f"{'Adam step unm/masked':>21}")
     for model in args.models.split(","):
         r = run_child("masking", model, manifest, args, workdir)
         print(f"  {model:9} {r['unmasked']:7.2f}ms {r['masked']:7.2f}ms "
-              f"{r['masked'] / r['unmasked']:10.3f} {r['narrowed']:7.2f}ms", flush=True)
+              f"{r['masked'] / r['unmasked']:10.3f} {r['narrowed']:7.2f}ms "
+              f"{r['unmasked_adam']:9.2f}/{r['masked_adam']:.2f}ms", flush=True)
+    print(f"  torch.sqrt over 1M floats: {r['sqrt_zeros_ms']:.2f} ms on zeros, "
+          f"{r['sqrt_positive_ms']:.2f} ms on positive values (Adam takes the square root of its "
+          "second moment, which stays exactly 0 at masked entries)", flush=True)
 
 
 def _median_ms(fn, repeats: int) -> float:

@@ -10,8 +10,8 @@ columns and at the mask's width, and Full / narrowed.
 Section `recbole` prints, per base model, measured in this run (each measurement in its own process so peak
 memory is its own):
   stock      RecBole's own class and Trainer._train_epoch at `--recbole-batch` (default 2048);
-             NeuMF, which RecBole trains pointwise (BCE), with RecBole's BPRLoss instead, like
-             the suite (``stock_class``)
+             NeuMF, which RecBole trains pointwise (BCE, no L2), with RecBole's BPRLoss and
+             EmbLoss instead: the suite's objective (``stock_class``)
   masked     the same Trainer, loader and batch with the suite's masked class (ES mask at 90%)
   unmasked   the same with the suite's class and no mask: masked/unmasked = cost of masking
   suite      the suite's path (vectorised sampler, batch 10,000): one epoch-equivalent =
@@ -20,9 +20,10 @@ Ratios: masked/stock and masked/unmasked epoch time; suite epoch / stock epoch; 
 suite epoch.
 
 Section `masking` (per base model, one process): the cost of the mask itself, measured
-interleaved (blocks of 20 steps of each model in turn, so that the machine's drift hits both
+interleaved (blocks of 20 steps of each model in turn, so that the machine's drift hits all
 alike): the suite's training step at `--recbole-batch` with the ES-90 mask at the full 128
-columns, against the same model unmasked; and, for context, the same mask narrowed to its
+columns, against RecBole's own class (``stock_class``, the same sampler, optimizer and step
+function) and the suite's class unmasked; and, for context, the same mask narrowed to its
 width, as every retraining runs it. It also prints the optimizer's share (Adam's step, timed
 inside the same steps) and torch.sqrt over zeros vs positive values: Adam takes the square root
 of its second moment, which is exactly 0 at every masked entry, and torch's CPU sqrt is several
@@ -86,11 +87,12 @@ class FirstBatches:
 
 
 def stock_class(model_name: str):
-    """RecBole's own class for ``model_name``. Where RecBole trains it with another objective
-    than the suite (NeuMF: pointwise BCE over positives and sampled negatives, twice the rows of
-    an epoch), the same class with RecBole's ``BPRLoss`` on pairwise batches, so that stock and
-    suite train like with like (same batches, same objective; RecBole's forward untouched)."""
-    from recbole.model.loss import BPRLoss
+    """RecBole's own class for ``model_name``. RecBole trains NeuMF pointwise (BCE over positives
+    and sampled negatives: twice the rows of an epoch, no L2); the suite trains it with BPR and
+    the protocol's L2 term. Compared like with like, NeuMF's stock row is RecBole's NeuMF class
+    with RecBole's ``BPRLoss`` on its pairwise batches and RecBole's ``EmbLoss`` on the six
+    looked-up embeddings (RecBole's pairwise models' way), RecBole's forward untouched."""
+    from recbole.model.loss import BPRLoss, EmbLoss
     from recbole.utils import InputType, get_model
 
     from ciess.models import model_spec
@@ -99,22 +101,30 @@ def stock_class(model_name: str):
     stock = get_model(spec.recbole_class)
     if stock.input_type == spec.model_class().input_type:
         return stock
+    if spec.recbole_class != "NeuMF":
+        raise NotImplementedError(f"no pairwise variant of RecBole's {spec.recbole_class} "
+                                  f"(it trains {stock.input_type.name}) to compare with")
 
-    class StockBPR(stock):
+    class NeuMFBPR(stock):
         input_type = InputType.PAIRWISE
 
         def __init__(self, config, dataset):
             super().__init__(config, dataset)
             self.NEG_ITEM_ID = config["NEG_PREFIX"] + self.ITEM_ID
-            self.bpr = BPRLoss()
+            self.reg_weight = config["reg_weight"]
+            self.bpr, self.emb_loss = BPRLoss(), EmbLoss()
 
         def calculate_loss(self, interaction):
             user = interaction[self.USER_ID]
-            return self.bpr(self.forward(user, interaction[self.ITEM_ID]),
-                            self.forward(user, interaction[self.NEG_ITEM_ID]))
+            pos, neg = interaction[self.ITEM_ID], interaction[self.NEG_ITEM_ID]
+            reg = self.emb_loss(self.user_mf_embedding(user), self.item_mf_embedding(pos),
+                                self.item_mf_embedding(neg), self.user_mlp_embedding(user),
+                                self.item_mlp_embedding(pos), self.item_mlp_embedding(neg),
+                                require_pow=True)
+            return (self.bpr(self.forward(user, pos), self.forward(user, neg))
+                    + self.reg_weight * reg)
 
-    StockBPR.__name__ = StockBPR.__qualname__ = f"{stock.__name__}BPR"
-    return StockBPR
+    return NeuMFBPR
 
 
 def measure_recbole(kind: str, model_name: str, manifest: Path, batch: int, n_batches: int | None,
@@ -214,14 +224,21 @@ def measure_masking(model_name: str, manifest: Path, batch: int, repeats: int) -
     from ciess.sampler import TripleSampler
     from ciess.train import train_step
 
+    from ciess.models.maskable import SplitAdapter
+    from ciess.models.registry import model_config
+
     split = load_split(manifest)
     size = equal_size_for_budget(90, split.n_users, split.n_items, model_spec(model_name).n_tables)
     mask = sizes_mask(np.full(split.n_users, size), np.full(split.n_items, size))
     runs = {}
-    for kind, kwargs in (("unmasked", {}), ("masked", {"mask": mask}),
+    for kind, kwargs in (("stock", None), ("unmasked", {}), ("masked", {"mask": mask}),
                          ("narrowed", {"mask": mask, "narrow": True})):
         torch.manual_seed(0)
-        model = build_model(model_name, split.n_users, split.n_items, split.train, **kwargs)
+        if kwargs is None:  # RecBole's own class (stock_class), built like the suite's
+            model = stock_class(model_name)(model_config(model_name)[1], SplitAdapter(
+                split.n_users, split.n_items, split.train))
+        else:
+            model = build_model(model_name, split.n_users, split.n_items, split.train, **kwargs)
         opt = torch.optim.Adam(model.parameters(), lr=0.01)
         sampler = TripleSampler(split.train, batch, "user_uniform", 0)
         runs[kind] = (model, opt, sampler, [], _time_optimizer_steps(opt))
@@ -258,15 +275,17 @@ def _time_optimizer_steps(opt) -> list:
 
 
 def print_masking(manifest: Path, args, workdir: Path) -> None:
-    print(f"  cost of masking, the suite's step at batch {args.recbole_batch} (interleaved, "
-          f"median of {4 * args.repeats - 1} blocks of 20 steps):")
-    print(f"  {'model':9} {'unmasked':>9} {'masked':>9} {'masked/unm':>10} {'narrowed':>9} "
-          f"{'Adam step unm/masked':>21}")
+    print(f"  cost of masking, one training step at batch {args.recbole_batch} (interleaved, "
+          f"median of {4 * args.repeats - 1} blocks of 20 steps): RecBole's class (stock), the "
+          "suite's without a mask, with the ES-90 mask at 128 columns, narrowed to the mask:")
+    print(f"  {'model':9} {'stock':>9} {'unmasked':>9} {'masked':>9} {'masked/stock':>12} "
+          f"{'masked/unm':>10} {'narrowed':>9} {'Adam step unm/masked':>21}")
     for model in args.models.split(","):
         r = run_child("masking", model, manifest, args, workdir)
-        print(f"  {model:9} {r['unmasked']:7.2f}ms {r['masked']:7.2f}ms "
-              f"{r['masked'] / r['unmasked']:10.3f} {r['narrowed']:7.2f}ms "
-              f"{r['unmasked_adam']:9.2f}/{r['masked_adam']:.2f}ms", flush=True)
+        print(f"  {model:9} {r['stock']:7.2f}ms {r['unmasked']:7.2f}ms {r['masked']:7.2f}ms "
+              f"{r['masked'] / r['stock']:12.3f} {r['masked'] / r['unmasked']:10.3f} "
+              f"{r['narrowed']:7.2f}ms {r['unmasked_adam']:9.2f}/{r['masked_adam']:.2f}ms",
+              flush=True)
     print(f"  torch.sqrt over 1M floats: {r['sqrt_zeros_ms']:.2f} ms on zeros, "
           f"{r['sqrt_positive_ms']:.2f} ms on positive values (Adam takes the square root of its "
           "second moment, which stays exactly 0 at masked entries)", flush=True)

@@ -79,6 +79,56 @@ def test_adjacency_equals_recboles_get_norm_adj_mat():
     assert torch.allclose(ours, theirs, atol=1e-7)
 
 
+def test_neumf_loss_looking_rows_up_once_has_recboles_loss_and_gradients():
+    """calculate_loss looks each table's rows up once (positives and negatives as one pass of
+    2B pairs, the L2 term on the same rows): in float64 its loss and every gradient equal the
+    formulation with one look-up per use through RecBole's own NeuMF.forward."""
+    from recbole.model.general_recommender.neumf import NeuMF
+
+    split = random_split()
+    model = build_model("neumf", split.n_users, split.n_items, split.train,
+                        mask=_mask(split)).double()
+    batch = _batch(model, split)
+    user, pos, neg = (batch[k] for k in (model.USER_ID, model.ITEM_ID, model.NEG_ITEM_ID))
+    params = [p for p in model.parameters() if p.requires_grad]
+    loss = model.calculate_loss(batch)
+    grads = torch.autograd.grad(loss, params)
+    margin = NeuMF.forward(model, user, pos) - NeuMF.forward(model, user, neg)
+    rows = [model.user_mf_embedding(user), model.item_mf_embedding(pos),
+            model.item_mf_embedding(neg), model.user_mlp_embedding(user),
+            model.item_mlp_embedding(pos), model.item_mlp_embedding(neg)]
+    reference = (-torch.log(1e-10 + torch.sigmoid(margin)).mean()
+                 + model.reg_weight * sum((r ** 2).sum() for r in rows) / len(user))
+    reference_grads = torch.autograd.grad(reference, params)
+    torch.testing.assert_close(loss, reference, rtol=1e-12, atol=0)
+    for g, r in zip(grads, reference_grads):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-15)
+    assert sum(int(torch.count_nonzero(g)) for g in grads) > 0
+
+
+def test_benchmarks_stock_neumf_trains_the_suites_objective_recboles_way():
+    """benchmarks/speed.py compares the suite's NeuMF with RecBole's class trained like with
+    like: pairwise batches, BPR, and the L2 term through RecBole's EmbLoss (which halves it)."""
+    from recbole.utils import InputType
+
+    from ciess.models.maskable import SplitAdapter
+    from ciess.models.registry import model_config
+    from helpers import benchmark_module
+
+    split = random_split()
+    suite = build_model("neumf", split.n_users, split.n_items, split.train)
+    stock = benchmark_module("speed").stock_class("neumf")(
+        model_config("neumf")[1], SplitAdapter(split.n_users, split.n_items, split.train))
+    assert stock.input_type == InputType.PAIRWISE == suite.input_type
+    stock.load_state_dict(suite.state_dict())
+    batch = _batch(suite, split)
+    user, pos, neg = (batch[k] for k in (suite.USER_ID, suite.ITEM_ID, suite.NEG_ITEM_ID))
+    bpr = -torch.log(1e-10 + torch.sigmoid(suite.forward(user, pos) - suite.forward(user, neg)))
+    ours, theirs = suite.calculate_loss(batch), stock.calculate_loss(batch)
+    torch.testing.assert_close(theirs.reshape(()) - bpr.mean(), (ours - bpr.mean()) / 2)
+    assert float(ours - bpr.mean()) > 0
+
+
 def test_neumf_full_scores_equal_pairwise_forward():
     split = random_split()
     model = build_model("neumf", split.n_users, split.n_items, split.train, mask=_mask(split)).eval()

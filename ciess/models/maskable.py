@@ -83,11 +83,13 @@ class SquaredL2Loss(nn.Module):
     it) and must be true: a plain (unsquared) norm is not what any of the suite's models uses.
     """
 
-    def forward(self, *embeddings: torch.Tensor, require_pow: bool = True) -> torch.Tensor:
+    def forward(self, *embeddings: torch.Tensor, require_pow: bool = True,
+                batch_size: int | None = None) -> torch.Tensor:
+        """``batch_size``: the divisor, if not the last embedding's row count."""
         if not require_pow:
             raise ValueError("SquaredL2Loss computes squared norms only (require_pow must be true)")
         total = sum(_SumOfSquares.apply(e) for e in embeddings)  # no squared temporary
-        return total / embeddings[-1].shape[0]
+        return total / (embeddings[-1].shape[0] if batch_size is None else batch_size)
 
 
 def narrowed_table(table: nn.Embedding, width: int) -> nn.Embedding:

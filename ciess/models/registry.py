@@ -116,22 +116,30 @@ def gmf_dense(model_name: str, overrides: dict | None) -> bool:
     return spec.gmf_dense(spec.params(overrides))
 
 
+def model_config(name: str, overrides: dict | None = None, device: str = "cpu"):
+    """(resolved hyper-parameters, the mapping RecBole's constructors read) for model ``name``."""
+    import torch
+
+    from ciess.models.maskable import RecBoleConfig
+
+    params = model_spec(name).params(overrides)
+    return params, RecBoleConfig(params, USER_ID_FIELD="user_id", ITEM_ID_FIELD="item_id",
+                                 NEG_PREFIX="neg_", LABEL_FIELD="label",
+                                 device=torch.device(device))
+
+
 def build_model(name: str, n_users: int, n_items: int, train,
                 overrides: dict | None = None, device: str = "cpu",
                 mask: Mask | None = None, narrow: bool = False):
     """The model with its mask applied. ``narrow``: compute with only the columns the mask uses
     (``MaskableMixin.narrow_to_mask``; the same function, faster). Leave it off for methods that
     grow sizes during their own search (ESAPN) or re-parametrize the full tables (PEP, OptEmb)."""
-    import torch
-
-    from ciess.models.maskable import RecBoleConfig, SplitAdapter
+    from ciess.models.maskable import SplitAdapter
 
     spec = model_spec(name)
     cls = spec.model_class()
     check_model_class(spec, cls)
-    params = spec.params(overrides)
-    cfg = RecBoleConfig(params, USER_ID_FIELD="user_id", ITEM_ID_FIELD="item_id",
-                        NEG_PREFIX="neg_", LABEL_FIELD="label", device=torch.device(device))
+    params, cfg = model_config(name, overrides, device)
     model = cls(cfg, SplitAdapter(n_users, n_items, train)).to(device)
     model.hparams = params
     model.apply_mask(mask, gmf_common_prefix=spec.gmf_dense(params))

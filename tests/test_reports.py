@@ -284,6 +284,23 @@ def test_fidelity_notebook_plots_every_comparable_cell_of_the_shipped_snapshot(t
     assert cells["delta_pct"].abs().max() < 50  # every cell is matched to its own paper value
 
 
+def test_table1_notebook_says_so_when_the_checkout_has_no_reference_snapshot(tmp_path):
+    """The workflow passes only the snapshots present; with none, the reference section says
+    why it is empty instead of showing a heading over nothing."""
+    files = [_record(tmp_path, m, "c80", 0, v) for m, v in (("es", 0.20), ("ciess-g-rw-lam0.4", 0.24))]
+    results = collect(files)
+    format_table(beside_paper(summarise(results, table1_rows(results, {"ml-1m": 0.4})), PAPER,
+                              "table1"), ["dataset", "model", "budget", "metric"]
+                 ).to_csv(tmp_path / "t1.csv", index=False)
+    provenance_table(files).to_csv(tmp_path / "prov.csv", index=False)
+    outputs = run_notebook("table1", tmp_path, table_csv=str(tmp_path / "t1.csv"),
+                           provenance_csv=str(tmp_path / "prov.csv"), reference_snapshots=[],
+                           paper_csv=str(REPO / "notebooks/reference/paper_results.csv"),
+                           profile="quick")
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    assert "No reference snapshot in this checkout" in text
+
+
 def test_cost_table_of_the_shipped_snapshot():
     from ciess.costs import cost_summary, cost_table
     costs = cost_table(REPO / "results/reference/ml-1m-lightgcn")

@@ -66,7 +66,7 @@ class MaskedNeuMF(MaskableMixin, NeuMF):
         """BPR on (user, positive) vs (user, negative) plus the L2 term, with every table's rows
         looked up once: positives and negatives as one look-up and one pass of 2B pairs, and the
         L2 term on the same rows. (One look-up per use, RecBole's way, is 12 look-ups, each with
-        a gradient the size of its whole table: 1.4x the step on ML-1M.) The same loss and
+        a gradient the size of its whole table: 1.24x the step on ML-1M.) The same loss and
         gradients up to float rounding (tests/test_models.py)."""
         user = interaction[self.USER_ID]
         items = torch.cat((interaction[self.ITEM_ID], interaction[self.NEG_ITEM_ID]))

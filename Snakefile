@@ -39,7 +39,9 @@ include: "workflow/rules/report.smk"
 
 from ciess.jobs import SUBMIT_HOST_RULES
 
-workflow.localrules("all", *SUBMIT_HOST_RULES)  # light file work: not worth a cluster job
+workflow.localrules(
+    "all", *SUBMIT_HOST_RULES
+)  # light file work: not worth a cluster job
 
 
 rule all:

@@ -91,7 +91,9 @@ use rule ciess_select as ciess_select_interval with:
         "results/logs/ciess_select/{dataset}/{model}/{search}/{pool}/{budget}/seed{seed}.log",
     params:
         method=lambda wc: ciess_method(wc.search, wc.pool),
-        description=lambda wc: run_description(ciess_method(wc.search, wc.pool), wc.budget),
+        description=lambda wc: run_description(
+            ciess_method(wc.search, wc.pool), wc.budget
+        ),
 
 
 ruleorder: ciess_select > ciess_select_interval > retrain_masked

@@ -7,7 +7,6 @@ from snakemake.utils import validate
 from ciess import labels
 from ciess.config_checks import rename_deprecated
 
-
 # jsonschema registers an "iri" format check by importing rfc3987_syntax, which builds its grammar
 # at import: 1.2 s of every Snakemake start-up, two of which every cluster job pays. The config
 # schema uses no "iri" format.
@@ -16,7 +15,9 @@ for _message in rename_deprecated(config):
     if workflow.is_main_process:
         print(f"DEPRECATED: {_message}; please update your config", file=sys.stderr)
 validate(config, schema="../schemas/config.schema.yaml")
-if "active_methods" in config:  # an override cannot delete `methods:` blocks: select them here
+if (
+    "active_methods" in config
+):  # an override cannot delete `methods:` blocks: select them here
     _unknown = sorted(set(config["active_methods"]) - set(config["methods"]))
     if _unknown:
         raise ValueError(
@@ -40,14 +41,17 @@ def _check_config():
         return
     with open(workflow.source_path("../schemas/config.schema.yaml")) as fh:
         schema = yaml.safe_load(fh)
-    check_config(config, schema, load_catalog(config["dataset_catalog"]), MODELS, method_params)
+    check_config(
+        config, schema, load_catalog(config["dataset_catalog"]), MODELS, method_params
+    )
 
 
 _check_config()
 from ciess.models.registry import gmf_dense, model_spec
 
-_dense_gmf_models = [m for m in config["models"]
-                     if gmf_dense(m, config["model_overrides"].get(m))]
+_dense_gmf_models = [
+    m for m in config["models"] if gmf_dense(m, config["model_overrides"].get(m))
+]
 if _dense_gmf_models:
     from baselines import DENSE_GMF_METHODS
 

@@ -53,7 +53,10 @@ NOTEBOOKS = {
     },
     "fig3_random_walk": {"inputs": fig3_logs, "figures": ["png", "pdf", "csv"]},
     "fig4_lambda": {"inputs": lambda: [RESULTS_CSV], "figures": ["png", "pdf", "csv"]},
-    "fig5_episodes": {"inputs": lambda: [RESULTS_CSV], "figures": ["png", "pdf", "csv"]},
+    "fig5_episodes": {
+        "inputs": lambda: [RESULTS_CSV],
+        "figures": ["png", "pdf", "csv"],
+    },
     "pareto": {"inputs": lambda: [RESULTS_CSV], "figures": ["png", "pdf", "csv"]},
     "size_response": {"inputs": size_response_tables, "figures": ["png", "pdf", "csv"]},
     "ciess_search": {"inputs": main_search_inputs, "figures": ["png", "pdf", "csv"]},

@@ -68,7 +68,8 @@ def ciess_results():
 
 def main_searches():
     """Table 1's default searches (G + walk, the dataset's lambda) with what their notebook reads:
-    the search log, the executed masks, the split (for popularity) and the per-budget selection."""
+    the search log, the executed masks, the split (for popularity) and the per-budget selection.
+    """
     out = []
     for dataset, model, search in ciess_searches():
         if model not in config["ciess"]["studies"]["main_models"]:
@@ -77,15 +78,21 @@ def main_searches():
             continue
         for seed in ciess_seeds():
             base = f"results/search/{dataset}/{model}/ciess-{search}/seed{seed}"
-            out.append({
-                "dataset": dataset, "model": model, "search": search, "seed": seed,
-                "log": f"{base}/search_log.csv", "masks": f"{base}/masks.npz",
-                "manifest": f"results/data/{dataset}/split/manifest.json",
-                "selections": [
-                    f"results/runs/{dataset}/{model}/ciess-{search}/{budget_label(b)}/seed{seed}/selection.csv"
-                    for b in config["ciess"]["selection"]["budgets"]
-                ],
-            })
+            out.append(
+                {
+                    "dataset": dataset,
+                    "model": model,
+                    "search": search,
+                    "seed": seed,
+                    "log": f"{base}/search_log.csv",
+                    "masks": f"{base}/masks.npz",
+                    "manifest": f"results/data/{dataset}/split/manifest.json",
+                    "selections": [
+                        f"results/runs/{dataset}/{model}/ciess-{search}/{budget_label(b)}/seed{seed}/selection.csv"
+                        for b in config["ciess"]["selection"]["budgets"]
+                    ],
+                }
+            )
     return out
 
 

@@ -39,9 +39,8 @@ include: "workflow/rules/report.smk"
 
 from ciess.jobs import SUBMIT_HOST_RULES
 
-workflow.localrules(
-    "all", *SUBMIT_HOST_RULES
-)  # light file work: not worth a cluster job
+# light file work, not worth a cluster job (a target-only rule like `all` is local anyway)
+workflow.localrules(*SUBMIT_HOST_RULES)
 
 
 rule all:

@@ -221,11 +221,10 @@ def measure_masking(model_name: str, manifest: Path, batch: int, repeats: int) -
     from ciess.data.read_split import load_split
     from ciess.masks import sizes_mask
     from ciess.models import build_model, model_spec
-    from ciess.sampler import TripleSampler
-    from ciess.train import train_step
-
     from ciess.models.maskable import SplitAdapter
     from ciess.models.registry import model_config
+    from ciess.sampler import TripleSampler
+    from ciess.train import train_step
 
     split = load_split(manifest)
     size = equal_size_for_budget(90, split.n_users, split.n_items, model_spec(model_name).n_tables)

@@ -15,9 +15,8 @@ for _message in rename_deprecated(config):
     if workflow.is_main_process:
         print(f"DEPRECATED: {_message}; please update your config", file=sys.stderr)
 validate(config, schema="../schemas/config.schema.yaml")
-if (
-    "active_methods" in config
-):  # an override cannot delete `methods:` blocks: select them here
+# an override cannot delete `methods:` blocks: select them here
+if "active_methods" in config:
     _unknown = sorted(set(config["active_methods"]) - set(config["methods"]))
     if _unknown:
         raise ValueError(

@@ -70,8 +70,8 @@ MakeMasks = Callable[[MethodContext, list], dict]
 REGISTRY: dict[str, MakeMasks] = {}  # name -> make_masks
 PARAMS: dict[str, dict | None] = {}  # name -> its `params:` keys and defaults (None: unchecked)
 LABELS: dict[str, tuple[str, bool]] = {}  # name -> (table label, has a native mode)
-BUILTIN_MODULES = ("baselines.es", "baselines.mr", "baselines.pep", "baselines.esapn",
-                   "baselines.optemb")
+BUILTIN_MODULES = ("baselines.es", "baselines.mr", "baselines.mde", "baselines.pep",
+                   "baselines.esapn", "baselines.optemb")
 
 
 def register(name: str, params: dict | None = None, label: str | None = None,

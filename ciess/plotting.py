@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-METHOD_ORDER = ["Full", "ES", "MR", "PEP", "ESAPN", "ESAPN-B", "OptEmb", "OptEmb-B", "CIESS"]
+METHOD_ORDER = ["Full", "ES", "MR", "MDE", "PEP", "ESAPN", "ESAPN-B", "OptEmb", "OptEmb-B", "CIESS"]
 
 
 def method_palette() -> dict[str, tuple]:

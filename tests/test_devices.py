@@ -31,6 +31,7 @@ TRAIN = {"batch_size": 256, "sampler": "user_uniform", "eval_every": 5, "patienc
 METHODS = {  # the quick profile's kind of settings, scaled to the tiny split
     "es": ([80], {}),
     "mr": ([80], {}),
+    "mde": ([80], dict(alphas=[0.2, 0.5])),
     "pep": ([80], dict(threshold_init=-6.0, s_lr=0.05, max_steps=300, batch_size=128,
                        model_lr=1e-3)),
     "esapn": ([None, 80], dict(batch_size=64, search_epochs=0.3, model_lr=1e-3,

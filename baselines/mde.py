@@ -1,0 +1,116 @@
+"""MDE: mixed dimension embeddings (Ginart et al., ISIT '21), sizes by a popularity power law
+(docs/baselines.md §7).
+
+Entity n (user or item) with f_n training interactions gets size d_n = clip(λ · f_n^α, 1, 128).
+One λ serves users and items (both sides sum to the same number of interactions, so f_n is
+MDE's popularity p_n up to one shared factor); λ is the largest value whose floored sizes meet
+the budget, and the few parameters left under the budget go, one each, to the entities with
+the largest rounding remainders, so every budget is met exactly or within n_tables − 1
+parameters. α = 0 is ES (with the remainder spread); larger α give the popular entities more.
+
+α is chosen per budget on **validation** from the grid ``alphas``: each candidate mask is
+trained on the training split through the shared loop (``ciess.train``), early-stopped on
+validation, and the best validation AVG wins. Test is never read here; the test score of every
+α is the separate diagnostic ``mde_alpha_sweep`` (an oracle view, never a table row).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from baselines import MethodContext, register
+from ciess.masks import D_MAX, budget_params, sizes_mask
+from ciess.train import initial_model, resolve_device, train_model
+
+DEFAULTS = {"alphas": [0.1, 0.2, 0.3, 0.5]}
+
+
+def popularity(split) -> tuple[np.ndarray, np.ndarray]:
+    """Training interactions per user and per item."""
+    train = split.train.tocsr()
+    return np.diff(train.indptr).astype(np.int64), np.bincount(train.indices, minlength=split.n_items)
+
+
+def power_sizes(freq: np.ndarray, alpha: float, budget: int, d_max: int = D_MAX) -> np.ndarray:
+    """Integer sizes in [1, d_max] proportional to max(freq, 1)^alpha, with sum(sizes) <= budget
+    and as close to it as the size range allows (the budget counts one table; callers divide
+    the parameter budget by the number of tables)."""
+    n = len(freq)
+    if not 0.0 <= alpha <= 4.0:
+        raise ValueError(f"mde: alpha must lie in [0, 4], got {alpha}")
+    if budget < n:
+        raise ValueError(f"mde: budget {budget} leaves less than one dimension per entity ({n})")
+    if budget >= n * d_max:
+        return np.full(n, d_max, dtype=np.int64)
+    weight = np.maximum(np.asarray(freq, dtype=np.float64), 1.0) ** alpha
+
+    def floored(lam: float) -> np.ndarray:
+        return np.clip(np.floor(lam * weight), 1, d_max).astype(np.int64)
+
+    lo, hi = 0.0, d_max / weight.min()  # floored(lo).sum() <= budget, floored(hi) is all d_max
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if floored(mid).sum() <= budget:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-12 * hi:
+            break
+    sizes = floored(lo)
+    slack = int(budget - sizes.sum())
+    if slack > 0:  # the largest rounding remainders among entities that can still grow
+        remainder = np.where(sizes < d_max, lo * weight - sizes, -np.inf)
+        order = np.argsort(-remainder, kind="stable")[:slack]
+        sizes[order[np.isfinite(remainder[order])]] += 1
+    return sizes
+
+
+def mde_mask(split, target_pct: int, alpha: float, n_tables: int, meta: dict):
+    """The MDE mask of one budget and one alpha."""
+    fu, fi = popularity(split)
+    per_table = budget_params(target_pct, split.n_users, split.n_items, n_tables) // n_tables
+    sizes = power_sizes(np.concatenate([fu, fi]), alpha, per_table)
+    return sizes_mask(sizes[:split.n_users], sizes[split.n_users:], **meta)
+
+
+def validation_score(ctx: MethodContext, mask, tag: str) -> tuple[float, int]:
+    """Validation AVG of the mask's model trained on train (early stopping on validation), and
+    the step it peaked at. The shared loop; test is never evaluated."""
+    settings = ctx.train_settings()
+    settings = dataclasses.replace(settings, device=resolve_device(settings.device))
+    model = initial_model(ctx.model, ctx.split, ctx.split.train, mask, ctx.seed, settings.device,
+                          ctx.model_overrides)
+    outcome = train_model(model, ctx.split, settings, ctx.seed, target="valid", tag=tag)
+    return float(outcome.best_valid.means["avg"]), int(outcome.best_step)
+
+
+@register("mde", params=DEFAULTS, label="MDE")
+def make_masks(ctx: MethodContext, targets: list) -> dict:
+    if None in targets:
+        raise ValueError("MDE has no native mode: give target sparsities")
+    alphas = [float(a) for a in ctx.params.get("alphas", DEFAULTS["alphas"])]
+    if not alphas or len(set(alphas)) != len(alphas):
+        raise ValueError(f"config methods.mde.params.alphas: give distinct alphas, got {alphas}")
+    total, done, t0 = len(targets) * len(alphas), 0, time.perf_counter()
+    out = {}
+    for pct in targets:
+        scores = {}  # alpha -> (validation AVG, best step); one alpha needs no choice
+        for alpha in alphas if len(alphas) > 1 else []:
+            mask = mde_mask(ctx.split, pct, alpha, ctx.n_tables, {})
+            scores[alpha] = validation_score(ctx, mask, tag=f"[mde {pct}% alpha {alpha}] ")
+            done += 1
+            elapsed = time.perf_counter() - t0
+            ctx.log.info("MDE %d%% alpha %.2f: valid AVG %.5f at step %d (%d/%d candidates, "
+                         "%.0fs, ETA %.0fs)", pct, alpha, *scores[alpha], done, total, elapsed,
+                         elapsed / done * (total - done))
+        best = max(scores, key=lambda a: scores[a][0]) if scores else alphas[0]
+        out[pct] = mde_mask(ctx.split, pct, best, ctx.n_tables, ctx.meta(
+            "mde", pct, alpha=best, alpha_grid=alphas,
+            valid_avg_by_alpha={str(a): s[0] for a, s in scores.items()},
+            best_step_by_alpha={str(a): s[1] for a, s in scores.items()}))
+        ctx.log.info("MDE %d%%: alpha %.2f chosen on validation; user sizes mean %.2f, max %d; "
+                     "item sizes mean %.2f, max %d", pct, best, out[pct].user.mean(),
+                     out[pct].user.max(), out[pct].item.mean(), out[pct].item.max())
+    return out

@@ -1,4 +1,4 @@
-"""Baselines (shared/spec/baselines.md §8): ES, MR, PEP."""
+"""Baselines (docs/baselines.md §9): ES, MR, MDE, PEP, ESAPN, OptEmb."""
 from __future__ import annotations
 
 import logging
@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from baselines import MethodContext, get_method
+from baselines.mde import power_sizes
 from baselines.mr import draw_sizes
 from ciess.masks import repair_to_budget
 from baselines.pep import SoftThreshold
@@ -56,6 +57,51 @@ def test_mr_repair_hits_the_budget_exactly_when_it_must():
     sizes = np.full(10, 5)
     fixed = repair_to_budget(sizes, 37, np.random.default_rng(0))
     assert fixed.sum() == 37 and fixed.min() == 3 and (fixed <= 4).all()
+
+
+# --------------------------------------------------------------------------------------- MDE
+def test_mde_sizes_follow_popularity_power_and_meet_the_budget_exactly():
+    rng = np.random.default_rng(0)
+    freq = rng.integers(0, 500, 400)
+    budget = 400 * 13
+    for alpha in (0.0, 0.2, 0.5, 1.0):
+        sizes = power_sizes(freq, alpha, budget)
+        assert sizes.sum() == budget and sizes.min() >= 1 and sizes.max() <= 128
+        order = np.argsort(freq, kind="stable")
+        assert (np.diff(sizes[order]) >= -1).all()  # monotone up to the one-unit remainder
+    assert set(power_sizes(freq, 0.0, budget).tolist()) == {13}  # alpha 0: equal sizes
+    # hand values: f = 1, 4, 16 at alpha 0.5 -> weights 1, 2, 4; budget 14 -> lambda 2 -> 2, 4, 8
+    assert power_sizes(np.array([1, 4, 16]), 0.5, 14).tolist() == [2, 4, 8]
+    assert power_sizes(np.array([0, 1]), 1.0, 300).tolist() == [128, 128]  # room for all
+    with pytest.raises(ValueError, match="less than one dimension"):
+        power_sizes(freq, 0.5, 399)
+
+
+@pytest.mark.parametrize("model", ["lightgcn", "neumf"])
+def test_mde_chooses_alpha_on_validation_without_reading_test(model, monkeypatch):
+    split = random_split(n_users=60, n_items=40, per_user=14)
+    tables = 2 if model == "neumf" else 1
+    seen = []
+    import ciess.train as train_mod
+    real_evaluate = train_mod.evaluate
+
+    def spy(model_, train, truth, *a, **k):
+        seen.append(truth is split.valid)
+        return real_evaluate(model_, train, truth, *a, **k)
+
+    monkeypatch.setattr(train_mod, "evaluate", spy)
+    masks = get_method("mde")(_ctx(split, model, alphas=[0.2, 0.6]), [80, 95])
+    assert seen and all(seen)  # every evaluation during the choice was on validation
+    for pct, mask in masks.items():
+        meta = mask.meta
+        scores = meta["valid_avg_by_alpha"]
+        assert set(scores) == {"0.2", "0.6"}
+        assert meta["alpha"] == float(max(scores, key=scores.get))
+        assert meets_budget(account(mask, tables)["params"], pct, 60, 40, tables)
+    one = get_method("mde")(_ctx(split, model, alphas=[0.3]), [90])[90]
+    assert one.meta["alpha"] == 0.3 and one.meta["valid_avg_by_alpha"] == {}  # nothing to choose
+    with pytest.raises(ValueError, match="distinct alphas"):
+        get_method("mde")(_ctx(split, model, alphas=[]), [90])
 
 
 def test_pep_threshold_matches_hand_values():

@@ -262,26 +262,26 @@ def test_unknown_resource_key_fails_naming_it(tmp_path):
     assert proc.returncode != 0 and "gpus" in proc.stdout + proc.stderr
 
 
-def test_reference_profile_plans_full_es_mr_pep_ciess_on_ml1m_only(tmp_path):
+def test_reference_profile_plans_full_es_mr_mde_pep_ciess_on_ml1m_only(tmp_path):
     """config/reference.yaml over the quick profile: active_methods drops ESAPN and OptEmb
     (an override cannot delete their blocks), one CIESS search (Table 1's default) with its
     paper-sized budget, the size response, LightGCN on ML-1M only."""
     out = run_workflow(tmp_path / "work", "all", "-n", "--configfile",
                        str(REPO / "config/reference.yaml")).stdout
-    for rule in ("pretrain_full", "make_masks_es", "make_masks_mr", "make_masks_pep",
-                 "size_response"):
+    for rule in ("pretrain_full", "make_masks_es", "make_masks_mr", "make_masks_mde",
+                 "make_masks_pep", "size_response"):
         assert rule in out, rule
     for absent in ("make_masks_esapn", "make_masks_optemb", "data/ml-100k", "/ngcf/",
                    "ciess-g-norw", "ciess-ou"):
         assert absent not in out, absent
     assert re.search(r"ciess_search\s+1\n", out)
-    assert re.search(r"retrain_masked\s+18\n", out)  # 3 methods x 3 budgets x 2 seeds
+    assert re.search(r"retrain_masked\s+24\n", out)  # 4 methods x 3 budgets x 2 seeds
 
 
 @pytest.mark.parametrize("override,message", [
     ("active_methods: [es, nope]\n", "active_methods: ['nope'] not among methods"),
     ("model_overrides:\n  neumf: {mask_gmf: false}\n",
-     "mask_gmf: false is implemented by CIESS and ['es'] only, not by ['esapn', 'mr'"),
+     "mask_gmf: false is implemented by CIESS and ['es'] only, not by ['esapn', 'mde', 'mr'"),
 ])
 def test_impossible_method_selection_fails_at_dag_start(tmp_path, override, message):
     _write(tmp_path / "o.yaml", override)

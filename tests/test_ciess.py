@@ -9,7 +9,7 @@ import torch
 from ciess.search.agent import TD3Agent, TD3Settings, normalise_size, soft_update, to_size
 from ciess.search.env import encode_popularity, encode_size, quality_ratio, reward
 from ciess.search.noise import Noise
-from ciess.search.search import SearchSettings, select_sizes
+from ciess.search.search import SearchNoise, SearchSettings, select_sizes
 from ciess.search.selection import BudgetNotReached, episode_intervals, top_candidates
 from ciess.search.walk import SizeGraph
 
@@ -165,9 +165,35 @@ def test_sizes_are_integers_in_range_with_and_without_walk():
     state = rng.uniform(-1, 1, (500, 3)).astype(np.float32)
     for rw, pos in ((True, "before_walk"), (True, "after_argmax"), (False, "before_walk")):
         cfg = SearchSettings(random_walk=rw, noise_position=pos)
-        d = select_sizes(agent, state, Noise("gaussian", 500, "entity", rng, sigma=200),
-                         SizeGraph(), cfg, rng)
+        d, policy = select_sizes(agent, state, Noise("gaussian", 500, "entity", rng,
+                                                     sigma=200).sample(), SizeGraph(), cfg, rng)
         assert d.dtype.kind == "i" and d.min() >= 1 and d.max() <= 128
+        assert policy.dtype.kind == "i" and policy.min() >= 1 and policy.max() <= 128
+
+
+def test_shared_scope_adds_one_scalar_to_users_and_items_after_the_argmax():
+    """The official code's exploration: one draw per iteration, the same for every user and
+    every item, added to the critic's choice; entity scope draws per entity and per side."""
+    rng = np.random.default_rng(3)
+    cfg = SearchSettings(noise_scope="shared", noise_position="after_argmax",
+                         noise_params={"sigma": 10.0})
+    noise = SearchNoise(cfg, {"user": 40, "item": 30}, rng)
+    draws = []
+    for _ in range(3):
+        noise.next_iteration()
+        u, i = noise.sample("user"), noise.sample("item")
+        assert np.isscalar(u) and u == i
+        draws.append(u)
+    assert len(set(draws)) == 3  # a fresh draw every iteration
+    agent = TD3Agent(40, TD3Settings(hidden=8), rng)
+    state = rng.uniform(-1, 1, (40, 3)).astype(np.float32)
+    walk_rng = np.random.default_rng(7)
+    base, _ = select_sizes(agent, state, 0.0, SizeGraph(), cfg, np.random.default_rng(7))
+    shifted, _ = select_sizes(agent, state, 10.4, SizeGraph(), cfg, walk_rng)
+    assert (shifted == np.clip(base + 10, 1, 128)).all()
+    entity = SearchNoise(SearchSettings(), {"user": 40, "item": 30}, rng)
+    entity.next_iteration()
+    assert entity.sample("user").shape == (40,) and entity.sample("item").shape == (30,)
 
 
 # ------------------------------------------------------------------------------ reward, state

@@ -8,6 +8,7 @@ import numpy as np
 
 from ciess.masks import D_MAX, account, sizes_mask
 from ciess.models import build_model, gmf_dense
+from ciess.models.registry import model_spec
 from ciess.data.read_split import SplitData
 from ciess.train import TrainSettings, seed_everything, train_model
 
@@ -68,6 +69,11 @@ class SizeSearchEnv:
         self.pop_user = encode_popularity(np.asarray(split.train.sum(axis=1)).ravel())
         self.pop_item = encode_popularity(np.asarray(split.train.sum(axis=0)).ravel())
         self.gmf_dense = gmf_dense(model_name, model_overrides)
+        self.n_tables = model_spec(model_name).n_tables
+
+    def sparsity(self, user_sizes: np.ndarray, item_sizes: np.ndarray) -> float:
+        """Sparsity of a size allocation under the one account (docs/protocol.md §5)."""
+        return account(sizes_mask(user_sizes, item_sizes), self.n_tables, self.gmf_dense)["sparsity"]
 
     def state(self, sizes: np.ndarray, q: np.ndarray, which: str) -> np.ndarray:
         pop = self.pop_user if which == "user" else self.pop_item

@@ -51,21 +51,50 @@ class SearchSettings:
             td3=TD3Settings(**ciess["td3"]))
 
 
-def select_sizes(agent: TD3Agent, state: np.ndarray, noise: Noise, graph: SizeGraph,
-                 cfg: SearchSettings, rng: np.random.Generator) -> np.ndarray:
-    """Actor + noise (+ random walk and critic argmax) -> integer sizes in [1, 128]."""
+def select_sizes(agent: TD3Agent, state: np.ndarray, eps: np.ndarray | float, graph: SizeGraph,
+                 cfg: SearchSettings, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Actor + noise ``eps`` (+ random walk and critic argmax) -> integer sizes in [1, 128].
+    Returns (executed sizes, the noise-free policy's sizes round(actor))."""
     actor = agent.act(state)
-    eps = noise.sample()
+    policy = np.clip(np.rint(actor), 1, D_MAX).astype(np.int64)
     if not cfg.random_walk:
-        return np.clip(np.rint(actor + eps), 1, D_MAX).astype(np.int64)
+        return np.clip(np.rint(actor + eps), 1, D_MAX).astype(np.int64), policy
     if cfg.noise_position == "before_walk":
         start = np.clip(np.rint(actor + eps), 1, D_MAX).astype(np.int64)
-        return agent.best_candidate(state, graph.walk(start, cfg.walk_steps, rng))
+        return agent.best_candidate(state, graph.walk(start, cfg.walk_steps, rng)), policy
     if cfg.noise_position == "after_argmax":
-        start = np.clip(np.rint(actor), 1, D_MAX).astype(np.int64)
-        chosen = agent.best_candidate(state, graph.walk(start, cfg.walk_steps, rng))
-        return np.clip(np.rint(chosen + eps), 1, D_MAX).astype(np.int64)
+        chosen = agent.best_candidate(state, graph.walk(policy, cfg.walk_steps, rng))
+        return np.clip(np.rint(chosen + eps), 1, D_MAX).astype(np.int64), policy
     raise ValueError(f"noise_position must be before_walk or after_argmax, got {cfg.noise_position!r}")
+
+
+class SearchNoise:
+    """The exploration noise of one iteration for users and items (docs/ciess.md §9.3):
+    ``entity`` scope draws per entity from one process per side; ``shared`` draws one scalar
+    per iteration from one process and adds it to every user and every item (the official
+    code's uniform shift of all sizes)."""
+
+    def __init__(self, cfg: SearchSettings, sides: dict, rng: np.random.Generator):
+        if cfg.noise_scope == "shared":
+            self.shared = Noise(cfg.noise, 1, "shared", rng, **cfg.noise_params)
+            self.per_side = {}
+        else:
+            self.shared = None
+            self.per_side = {w: Noise(cfg.noise, n, cfg.noise_scope, rng, **cfg.noise_params)
+                             for w, n in sides.items()}
+        self._draw = None
+
+    def reset(self) -> None:
+        for noise in (self.shared, *self.per_side.values()):
+            if noise is not None:
+                noise.reset()
+
+    def next_iteration(self) -> None:
+        """Draw the shared scalar once per iteration (entity draws happen per side)."""
+        self._draw = float(self.shared.sample()[0]) if self.shared is not None else None
+
+    def sample(self, side: str) -> np.ndarray | float:
+        return self._draw if self.shared is not None else self.per_side[side].sample()
 
 
 def own_size_slope(sizes: np.ndarray, q: np.ndarray) -> float:
@@ -91,8 +120,7 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict)
     torch.manual_seed(seed)
     nu, ni = env.split.n_users, env.split.n_items
     agents = {"user": TD3Agent(nu, cfg.td3, rng), "item": TD3Agent(ni, cfg.td3, rng)}
-    noises = {w: Noise(cfg.noise, n, cfg.noise_scope, rng, **cfg.noise_params)
-              for w, n in (("user", nu), ("item", ni))}
+    noise = SearchNoise(cfg, {"user": nu, "item": ni}, rng)
     graph = SizeGraph(D_MAX, cfg.walk_threshold)
     peak = {"user": env.peak_user, "item": env.peak_item}
     q0 = float(cfg.init_quality)
@@ -100,12 +128,13 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict)
     for episode in range(1, cfg.episodes + 1):
         sizes = {"user": np.full(nu, D_MAX), "item": np.full(ni, D_MAX)}
         state = {w: env.state(sizes[w], np.full(len(sizes[w]), q0), w) for w in sizes}
-        for noise in noises.values():
-            noise.reset()
+        noise.reset()
         for iteration in range(1, cfg.iterations + 1):
             t0 = time.perf_counter()
-            chosen = {w: select_sizes(agents[w], state[w], noises[w], graph, cfg, rng)
+            noise.next_iteration()
+            picked = {w: select_sizes(agents[w], state[w], noise.sample(w), graph, cfg, rng)
                       for w in agents}
+            chosen = {w: sizes for w, (sizes, _) in picked.items()}
             t_select = time.perf_counter() - t0
             step = env.step(chosen["user"], chosen["item"], episode, iteration)
             evals = {"user": step.user_eval, "item": step.item_eval}
@@ -130,6 +159,9 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict)
                    "mean_reward_item": float(rewards["item"].mean()),
                    "mean_action_user": float(chosen["user"].mean()),
                    "mean_action_item": float(chosen["item"].mean()),
+                   "policy_mean_user": float(picked["user"][1].mean()),
+                   "policy_mean_item": float(picked["item"][1].mean()),
+                   "policy_sparsity": env.sparsity(picked["user"][1], picked["item"][1]),
                    "params": step.account["params"], "capacity": step.account["capacity"],
                    "sparsity": step.account["sparsity"], "density": step.account["density"],
                    "val_avg_user": step.means["avg"],

@@ -4,6 +4,9 @@ Every problem is reported with its config key, all at once, before any job start
 """
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from ciess.masks import D_MAX
 
 # Old config names still accepted: (path, old name or value, new), with a deprecation message.
@@ -88,6 +91,31 @@ def model_override_problems(model: str, overrides: dict, defaults: dict,
     return problems
 
 
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def path_problems(config: dict, catalog: dict) -> list[str]:
+    """Names that become folder names (datasets, models, methods) must be one plain path
+    component, and catalog file paths must stay inside their root: a name like '../../x'
+    would write outside results/."""
+    problems = []
+    named = [("datasets", d) for d in config["datasets"]] + \
+        [("dataset catalog", d) for d in catalog] + \
+        [("models", m) for m in config["models"]] + [("methods", m) for m in config["methods"]]
+    for where, name in named:
+        if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or ".." in name:
+            problems.append(f"config {where}: '{name}' is not a safe name (letters, digits, "
+                            "'.', '_', '-'; no '/', no '..'; it becomes a folder under results/)")
+    for dataset, entry in catalog.items():
+        for source in entry.get("sources", []):
+            for rel in source.get("files", {}):
+                parts = Path(rel).parts
+                if Path(rel).is_absolute() or ".." in parts or not parts:
+                    problems.append(f"dataset catalog entry '{dataset}': file path '{rel}' must "
+                                    "be relative to its root, without '..'")
+    return problems
+
+
 def dataset_problems(config: dict, catalog: dict) -> list[str]:
     """Every profile dataset must be a catalog entry and have the per-dataset CIESS settings."""
     from ciess.data.preprocess import PARSERS
@@ -142,6 +170,11 @@ def check_config(config: dict, schema: dict, catalog: dict, registry: dict,
     ratios = config["data"]["split"]["ratios"]
     if len(ratios) != 3 or abs(sum(ratios) - 1.0) > 1e-9 or min(ratios) <= 0:
         problems.append(f"config data.split.ratios: three positive numbers summing to 1, got {ratios}")
+    if not config["data"].get("drop_duplicates", True):
+        problems.append("config data.drop_duplicates: false would put repeated (user, item) "
+                        "pairs into train and into validation/test at once (a leak: a model that "
+                        "remembers train scores on test); keep it true")
+    problems += path_problems(config, catalog)
     problems += dataset_problems(config, catalog)
     problems += model_problems(config, registry)
     for name, spec in config["methods"].items():

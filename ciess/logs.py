@@ -70,3 +70,49 @@ def log_span(path: str | os.PathLike) -> tuple[str, str, float] | None:
         return None
     t0, t1 = (dt.datetime.strptime(s, "%Y-%m-%d %H:%M:%S") for s in (stamps[0], stamps[-1]))
     return stamps[0], stamps[-1], (t1 - t0).total_seconds()
+
+
+def running_jobs(logs_dir: str | os.PathLike = "results/logs") -> list[tuple[Path, int]]:
+    """The jobs of this clone that still hold their lock: (lock file, pid), from the lock
+    files under ``logs_dir`` (a lock nobody holds is stale and left alone)."""
+    found = []
+    for lock in sorted(Path(logs_dir).rglob(".*.lock")):
+        with open(lock, "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # held: the job runs
+                fh.seek(0)
+                m = re.match(r"pid (\d+) on (\S+)", fh.read())
+                if m and m.group(2) == socket.gethostname():
+                    found.append((lock, int(m.group(1))))
+                continue
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    return found
+
+
+def main(argv=None) -> int:
+    """``python -m ciess.logs [--kill] [LOGS_DIR]``: list (or end) this clone's running jobs,
+    e.g. the orphans of a killed Snakemake, by the pids in their job locks; other clones'
+    jobs on the same host are never touched."""
+    import argparse
+    import signal
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("logs_dir", nargs="?", default="results/logs")
+    p.add_argument("--kill", action="store_true", help="send SIGTERM to each listed job")
+    args = p.parse_args(argv)
+    jobs = running_jobs(args.logs_dir)
+    for lock, pid in jobs:
+        print(f"pid {pid}: {lock.with_name(lock.name[1:-len('.lock')])}")
+        if args.kill:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    if not jobs:
+        print(f"no running job holds a lock under {args.logs_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

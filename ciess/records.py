@@ -42,11 +42,17 @@ def verify_record(rec: dict, where: str) -> dict:
     for key in REQUIRED_OK:
         if key not in rec:
             raise RecordError(f"{where}: required field '{key}' is missing")
-    for split in ("valid", "test"):
-        if not isinstance(rec[split], dict):
-            raise RecordError(f"{where}: field '{split}' must be an object of metrics")
+    by_protocol = rec.get("test_by_protocol") or {}
+    if not isinstance(by_protocol, dict):
+        raise RecordError(f"{where}: field 'test_by_protocol' must be an object")
+    blocks = {"valid": rec["valid"], "test": rec["test"],
+              **{f"test_by_protocol.{k}": v for k, v in by_protocol.items()}}
+    for name, block in blocks.items():
+        if not isinstance(block, dict):
+            raise RecordError(f"{where}: field '{name}' must be an object of metrics")
         for metric in (*METRICS, "avg"):
-            _number(rec[split], metric, f"{where}: field '{split}'", 0.0, 1.0)
+            if metric in block or not name.startswith("test_by_protocol"):
+                _number(block, metric, f"{where}: field '{name}'", 0.0, 1.0)
     capacity = _number(rec, "capacity", where, 1, math.inf)
     params = _number(rec, "params", where, 0, capacity)
     sparsity = _number(rec, "sparsity", where, 0.0, 1.0)
@@ -64,10 +70,31 @@ def verify_record(rec: dict, where: str) -> dict:
     return rec
 
 
+# runs/<dataset>/<model>/<method>/<budget>/seed<seed>/metrics.json (the path convention,
+# Snakefile): a record read from such a path must say the same of itself.
+LOCATION_FIELDS = ("dataset", "model", "method", "budget", "seed")
+
+
+def check_location(rec: dict, path: str | Path) -> None:
+    """A record copied to another run's folder (another dataset, budget or seed) is refused:
+    the path's wildcards must equal the record's own fields."""
+    parts = Path(path).parts
+    if len(parts) < 7 or parts[-7] != "runs" or not parts[-2].startswith("seed"):
+        return  # not under a runs/ tree (a test's loose file): nothing to compare
+    where = dict(zip(LOCATION_FIELDS, (*parts[-6:-2], parts[-2][len("seed"):])))
+    for key, from_path in where.items():
+        if str(rec.get(key)) != from_path:
+            raise RecordError(f"{path}: field '{key}' is {rec.get(key)!r} but the record lies in "
+                              f"the folder of {key} {from_path!r} (copied from another run?)")
+
+
 def read_record(path: str | Path) -> dict:
-    """Read and verify one metrics JSON; errors name the file."""
+    """Read and verify one metrics JSON, including that it lies where its fields say; errors
+    name the file."""
     try:
         rec = read_json(path)
     except OSError as exc:
         raise RecordError(f"{path}: cannot read the metrics record ({exc})") from exc
-    return verify_record(rec, str(path))
+    verify_record(rec, str(path))
+    check_location(rec, path)
+    return rec

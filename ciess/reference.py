@@ -9,11 +9,11 @@ N@5, N@20, each as ours, the paper's value and the relative difference
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
+from ciess.records import read_record
 from ciess.reports import TABLE_METRICS, model_label, paper_cells, run_columns
 
 SHORT = {"recall@5": "R@5", "recall@20": "R@20", "ndcg@5": "N@5", "ndcg@20": "N@20"}
@@ -28,7 +28,7 @@ def reference_rows(metric_files) -> pd.DataFrame:
     """Tidy rows: one per (run, final protocol, table metric) with the test value."""
     rows = []
     for path in metric_files:
-        rec = json.loads(Path(path).read_text())
+        rec = read_record(path)  # the same checks as aggregation: ranges, budget, location
         budget = rec.get("budget", "dense")
         if rec.get("status", "ok") != "ok" or budget == "cand":  # candidates: not results
             continue

@@ -29,6 +29,7 @@ from pathlib import Path
 from ciess.io import read_json, sha256_file
 from ciess.logs import log_span
 from ciess.masks import count_params, load_mask, meets_budget
+from ciess.records import RecordError, read_record
 
 MAX_BYTES = 20 * 1024 * 1024
 KEEP_NAMES = ("metrics.json", "mask.npz", "search_log.csv", "masks.npz", "selection.csv",
@@ -55,7 +56,10 @@ def _manifests(results: Path) -> dict[str, dict]:
 
 def verify_run(metrics_path: Path, results: Path, manifests: dict[str, dict]) -> dict:
     """Check one metrics JSON against its data and mask; return it (raises SnapshotError)."""
-    rec = read_json(metrics_path)
+    try:
+        rec = read_record(metrics_path)  # metric ranges, budget label, path = record fields
+    except (RecordError, ValueError) as exc:
+        raise SnapshotError(str(exc)) from None
     dataset = rec.get("dataset")
     if dataset not in manifests:
         raise SnapshotError(f"{metrics_path}: dataset {dataset!r} has no split manifest in "
@@ -203,11 +207,28 @@ def provenance_markdown(prov: dict, name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_destination(results: Path, out: Path) -> None:
+    """Refuse a destination whose replacement would delete something that is not a snapshot:
+    the results folder itself or a folder holding it, the working folder or one above it, or
+    an existing folder without a snapshot's provenance file."""
+    out_r, results_r, cwd = Path(out).resolve(), Path(results).resolve(), Path.cwd().resolve()
+    if out_r == results_r or out_r in results_r.parents:
+        raise SnapshotError(f"destination {out} is or holds the results folder {results}: "
+                            "replacing it would delete the runs")
+    if out_r == cwd or out_r in cwd.parents:
+        raise SnapshotError(f"destination {out} is or holds the working folder {cwd}")
+    if out_r.exists() and (not out_r.is_dir() or not (out_r / "provenance.json").is_file()):
+        raise SnapshotError(f"destination {out} exists and is not a snapshot (no "
+                            "provenance.json): refusing to replace it")
+
+
 def make_snapshot(results: Path, out: Path, profile_file: Path | None = None,
                   note: str | None = None, redact: dict[str, str] | None = None) -> dict:
     results, out = Path(results).resolve(), Path(out)
     manifests = _manifests(results)
-    metrics = sorted(p for p in results.rglob("metrics.json") if "runs" in p.parts)
+    check_destination(results, out)
+    metrics = sorted(p for p in results.rglob("metrics.json")
+                     if "runs" in p.parts and "reference" not in p.relative_to(results).parts)
     if not metrics:
         raise SnapshotError(f"{results}: no runs/**/metrics.json to snapshot")
     records = {p: verify_run(p, results, manifests) for p in metrics}

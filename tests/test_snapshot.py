@@ -20,17 +20,27 @@ N_USERS, N_ITEMS = 30, 20
 MANIFEST_SHA = "ab" * 32
 
 
+CAPACITY = (N_USERS + N_ITEMS) * 128
+
+
 def _metrics(test, **extra):
+    """A record as the workflow writes it (every metric, validation too, a consistent account)."""
     if "method" in extra:  # what the workflow writes beside the method's name
         extra = {**describe_run(extra["method"], extra.get("budget", "dense"), table_label),
                  **extra}
+    test = {"recall@10": test["recall@5"], "ndcg@10": test["ndcg@5"], **test}
+    test["avg"] = float(np.mean([test[k] for k in ("recall@5", "recall@10", "recall@20",
+                                                   "ndcg@5", "ndcg@10", "ndcg@20")]))
+    params = extra.pop("params", CAPACITY)
     return {"dataset": "toy", "model": "lightgcn", "seed": 0, "status": "ok", "n_tables": 1,
             "final_protocol": "merge_fixed", "data_manifest_sha256": MANIFEST_SHA,
-            "profile": "reference", "git_revision": "f" * 40, "device": "cpu", "params": 0,
-            "sparsity": 0.0, "wall_time_s": 12.0, "train_time_s": 10.0, "eval_time_s": 1.0,
+            "profile": "reference", "git_revision": "f" * 40, "device": "cpu",
+            "params": params, "capacity": CAPACITY, "sparsity": 1 - params / CAPACITY,
+            "wall_time_s": 12.0, "train_time_s": 10.0, "eval_time_s": 1.0,
             "steps_trained": 300, "best_step": 200, "packages": {"torch": "x"},
-            "test": test, "test_by_protocol": {"train_val_es": {k: v * 0.9 for k, v in test.items()},
-                                               "merge_fixed": test}, **extra}
+            "valid": test, "test": test,
+            "test_by_protocol": {"train_val_es": {k: v * 0.9 for k, v in test.items()},
+                                 "merge_fixed": test}, **extra}
 
 
 def _results(tmp_path, es_size=6):
@@ -91,7 +101,7 @@ def test_snapshot_replaces_machine_specific_paths(tmp_path):
 @pytest.mark.parametrize("fault,match", [
     ("mask_changed", "changed since the run"),
     ("data_changed", "data_manifest_sha256"),
-    ("over_budget", "over the c95 budget"),
+    ("over_budget", r"c95 .*sparsity is 0\.0000"),
     ("too_big", "MB >"),
 ])
 def test_snapshot_refuses_unverified_runs_and_leaves_nothing(tmp_path, monkeypatch, fault, match):
@@ -106,7 +116,8 @@ def test_snapshot_refuses_unverified_runs_and_leaves_nothing(tmp_path, monkeypat
     elif fault == "over_budget":  # a 0%-sparsity mask at a c95 path, recorded consistently
         full = sizes_mask(np.full(N_USERS, 128), np.full(N_ITEMS, 128))
         save_mask(mask_path, full)
-        rec.update(mask_sha256=sha256_file(mask_path), params=count_params(full))
+        rec.update(mask_sha256=sha256_file(mask_path), params=count_params(full),
+                   sparsity=0.0)
     else:
         monkeypatch.setattr(snap, "MAX_BYTES", 100)
     es_metrics.write_text(json.dumps(rec))

@@ -192,6 +192,9 @@ def fetch_dataset(catalog: dict, dataset: str, out_dir: str | os.PathLike,
         provenance = {"dataset": dataset, "form": chosen.form, "root": chosen.root,
                       "note": chosen.note, "files": record}
         write_json(staging / "provenance.json", provenance)
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # a folder like any other, not mkdtemp's private 0700
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(staging, out_dir)

@@ -154,6 +154,10 @@ def preprocess(raw: pd.DataFrame, drop_duplicates: bool = True) -> tuple[pd.Data
     if "rating" in raw:
         raw = raw[raw["rating"] > 0]
     n_dup = int(raw.duplicated(["user", "item"]).sum())
+    if n_dup and not drop_duplicates:
+        raise ValueError(f"{n_dup} repeated (user, item) pairs with data.drop_duplicates: false: "
+                         "the split would put copies of one pair into train and into "
+                         "validation/test (a leak); set data.drop_duplicates: true")
     if drop_duplicates and n_dup:
         raw = raw.drop_duplicates(["user", "item"], keep="first")
     user_ids = np.unique(raw["user"].to_numpy())

@@ -63,6 +63,6 @@ for _nb, _spec in NOTEBOOKS.items():
                 _nb, input, output
             ),
         shell:
-            "papermill {input.notebook} {output.ipynb} -k python3 --log-output "
-            "-y {params.parameters:q} > {log} 2>&1 && "
-            "jupyter nbconvert --to html --no-input {output.ipynb} --output-dir results/notebooks >> {log} 2>&1"
+            "papermill {input.notebook:q} {output.ipynb:q} -k python3 --log-output "
+            "-y {params.parameters:q} > {log:q} 2>&1 && "
+            "jupyter nbconvert --to html --no-input {output.ipynb:q} --output-dir results/notebooks >> {log:q} 2>&1"

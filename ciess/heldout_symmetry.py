@@ -1,0 +1,139 @@
+"""Held-out symmetry: does a mask carry information fitted to the validation split?
+
+Validation and test are two random parts of every user's interactions of the same size
+(docs/protocol.md §3), so they are exchangeable: for a model trained on train, the validation
+metrics with the test items excluded from the ranking and the test metrics with the validation
+items excluded have the same expectation, unless something was chosen by looking at one of them.
+A mask chosen by validation (CIESS: per-entity rewards from validation quality, candidates
+ranked by validation) then scores higher on validation than on test by more than a mask chosen
+without validation (ES, MR) does. The only validation use common to all is early stopping.
+
+Each mask is trained once through the shared loop (train split, early stopping on validation)
+and scored both ways. Variants of a sizes mask isolate *which* part carries the fit:
+``popularity`` gives the same multiset of sizes (per side) to entities in order of training
+popularity (largest to the most frequent), ``shuffled`` in a seeded random order.
+
+    python -m ciess.heldout_symmetry results/data/ml-1m/split/manifest.json OUT.csv \\
+        --profile config/reference.yaml --mask es-c90=PATH --mask ciess-c90=PATH \\
+        --variants as_is popularity shuffled
+
+Rows are appended to OUT.csv as they finish; a rerun skips the (mask, variant) pairs it holds.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ciess.evaluate import evaluate
+from ciess.io import atomic_path
+from ciess.masks import Mask, account, load_mask, sizes_mask
+from ciess.data.read_split import SplitData, load_split
+from ciess.train import TrainSettings, initial_model, resolve_device, train_model
+
+log = logging.getLogger(__name__)
+VARIANTS = ("as_is", "popularity", "shuffled")
+REPORTED = ("avg", "recall@20", "ndcg@20")
+
+
+def popularity(split: SplitData) -> dict[str, np.ndarray]:
+    train = split.train.tocsr()
+    return {"user": np.diff(train.indptr),
+            "item": np.bincount(train.indices, minlength=split.n_items)}
+
+
+def rearranged(mask: Mask, variant: str, split: SplitData, seed: int) -> Mask:
+    """The mask itself, or its sizes (per side) re-assigned by popularity or at random."""
+    if variant == "as_is":
+        return mask
+    if mask.kind != "sizes":
+        raise ValueError(f"variant {variant!r} needs a sizes mask, got {mask.kind}")
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    pop, rng = popularity(split), np.random.default_rng(seed)
+    out = {}
+    for side, sizes in (("user", mask.user), ("item", mask.item)):
+        ordered = np.sort(sizes.astype(np.int64))[::-1]  # largest first
+        if variant == "popularity":
+            order = np.argsort(-pop[side], kind="stable")  # most frequent first
+        else:
+            order = rng.permutation(len(sizes))
+        new = np.empty_like(ordered)
+        new[order] = ordered
+        out[side] = new
+    return sizes_mask(out["user"], out["item"], **{**mask.meta, "rearranged": variant})
+
+
+def symmetric_scores(split: SplitData, model_name: str, mask: Mask, seed: int,
+                     settings: TrainSettings, tag: str = "") -> dict:
+    """Train on train (early stopping on validation); validation scored with the test items
+    excluded, test with the validation items excluded."""
+    device = resolve_device(settings.device)
+    model = initial_model(model_name, split, split.train, mask, seed, device)
+    outcome = train_model(model, split, settings, seed, tag=tag)
+    kw = dict(batch_users=settings.eval_batch_users, device=device)
+    valid = evaluate(model, split.train, split.valid, [split.test], **kw).means
+    test = evaluate(model, split.train, split.test, [split.valid], **kw).means
+    row = {"best_step": outcome.best_step, "steps": outcome.steps,
+           "sparsity": account(mask, model.n_tables)["sparsity"],
+           "train_s": round(outcome.seconds_train, 1)}
+    for m in REPORTED:
+        row[f"valid_{m}"], row[f"test_{m}"] = valid[m], test[m]
+    row["gap_avg_pct"] = 100 * (valid["avg"] - test["avg"]) / test["avg"]
+    return row
+
+
+def train_settings(profile: Path | None, overlay_on: Path | None) -> TrainSettings:
+    """The `train:` block of a profile (an overlay's keys over its base profile's)."""
+    cfg = {}
+    for path in (overlay_on, profile):
+        if path is not None:
+            cfg.update((yaml.safe_load(Path(path).read_text()) or {}).get("train") or {})
+    return TrainSettings.from_config({**cfg, "device": "cpu"})
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("manifest", type=Path)
+    p.add_argument("out", type=Path, help="CSV, appended row by row")
+    p.add_argument("--mask", action="append", required=True, metavar="LABEL=PATH")
+    p.add_argument("--variants", nargs="+", default=["as_is"], choices=VARIANTS)
+    p.add_argument("--model", default="lightgcn")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", type=Path, help="profile whose train: block to use")
+    p.add_argument("--base-profile", type=Path, default=Path("config/quick.yaml"),
+                   help="the profile an overlay profile extends")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    split = load_split(args.manifest)
+    settings = train_settings(args.profile, args.base_profile)
+    masks = dict(item.split("=", 1) for item in args.mask)
+    done = pd.read_csv(args.out) if args.out.exists() else pd.DataFrame()
+    have = set(zip(done.get("label", []), done.get("variant", [])))
+    jobs = [(label, path, v) for label, path in masks.items() for v in args.variants
+            if (label, v) not in have]
+    t0 = time.perf_counter()
+    for k, (label, path, variant) in enumerate(jobs, 1):
+        mask = rearranged(load_mask(path, split.n_users, split.n_items), variant, split, args.seed)
+        row = {"label": label, "variant": variant, "mask_file": str(path), "seed": args.seed,
+               **symmetric_scores(split, args.model, mask, args.seed, settings,
+                                  tag=f"[{label} {variant}] ")}
+        done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
+        with atomic_path(args.out) as tmp:
+            done.to_csv(tmp, index=False)
+        spent = time.perf_counter() - t0
+        log.info("%s %s: valid AVG %.5f, test AVG %.5f, gap %+.2f%% (%d/%d, %.0fs, ETA %.0fs)",
+                 label, variant, row["valid_avg"], row["test_avg"], row["gap_avg_pct"], k,
+                 len(jobs), spent, spent / k * (len(jobs) - k))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Held-out symmetry diagnostic (ciess/heldout_symmetry.py): the rearranged masks keep their
+sizes and budget, and both held-out parts are scored with the other one excluded."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ciess import heldout_symmetry as hs
+from ciess.masks import count_params, save_mask, sizes_mask
+from ciess.train import TrainSettings
+from helpers import random_split
+
+TRAIN = TrainSettings(batch_size=256, eval_every=5, patience=2, max_batches=10,
+                      eval_batch_users=64)
+
+
+def test_popularity_variant_gives_the_largest_sizes_to_the_most_frequent_entities():
+    split = random_split(n_users=50, n_items=40, per_user=10, seed=1)
+    rng = np.random.default_rng(0)
+    mask = sizes_mask(rng.integers(1, 40, 50), rng.integers(1, 40, 40))
+    pop = hs.popularity(split)
+    for variant in ("popularity", "shuffled"):
+        new = hs.rearranged(mask, variant, split, seed=0)
+        for side in ("user", "item"):
+            old_sizes, new_sizes = getattr(mask, side), getattr(new, side)
+            assert sorted(old_sizes) == sorted(new_sizes)  # same multiset, same budget
+        assert count_params(new) == count_params(mask)
+    by_pop = hs.rearranged(mask, "popularity", split, seed=0)
+    order = np.argsort(-pop["item"], kind="stable")
+    assert (np.diff(by_pop.item[order].astype(int)) <= 0).all()
+    assert hs.rearranged(mask, "as_is", split, 0) is mask
+
+
+def test_symmetric_scores_exclude_the_other_part(monkeypatch):
+    split = random_split(n_users=40, n_items=30, per_user=12)
+    calls = []
+    real = hs.evaluate
+
+    def spy(model, train, truth, exclude, **kw):
+        calls.append((truth is split.valid, exclude[0] is split.test, truth is split.test,
+                      exclude[0] is split.valid))
+        return real(model, train, truth, exclude, **kw)
+
+    monkeypatch.setattr(hs, "evaluate", spy)
+    row = hs.symmetric_scores(split, "lightgcn", sizes_mask(np.full(40, 8), np.full(30, 8)), 0,
+                              TRAIN)
+    assert calls == [(True, True, False, False), (False, False, True, True)]
+    assert 0 < row["valid_avg"] <= 1 and 0 < row["test_avg"] <= 1
+    assert np.isclose(row["gap_avg_pct"], 100 * (row["valid_avg"] / row["test_avg"] - 1))
+
+
+def test_cli_appends_rows_and_resumes(tmp_path, monkeypatch):
+    split = random_split(n_users=40, n_items=30, per_user=12)
+    monkeypatch.setattr(hs, "load_split", lambda manifest: split)
+    monkeypatch.setattr(hs, "train_settings", lambda *a: TRAIN)
+    path = tmp_path / "m.npz"
+    save_mask(path, sizes_mask(np.arange(40) % 9 + 1, np.arange(30) % 7 + 1))
+    out = tmp_path / "sym.csv"
+    args = ["manifest.json", str(out), "--mask", f"x={path}", "--variants", "as_is", "popularity"]
+    assert hs.main(args) == 0
+    first = pd.read_csv(out)
+    assert list(first["variant"]) == ["as_is", "popularity"]
+    trained = []
+    fake = {"valid_avg": 0.2, "test_avg": 0.2, "gap_avg_pct": 0.0}
+    monkeypatch.setattr(hs, "symmetric_scores", lambda *a, **k: trained.append(1) or fake)
+    assert hs.main(args + ["shuffled"]) == 0  # only the missing variant trains
+    assert len(trained) == 1 and len(pd.read_csv(out)) == 3

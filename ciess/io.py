@@ -10,8 +10,11 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
+import errno
 import json
 import os
+import re
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -63,7 +66,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp)
     try:
-        yield tmp
+        try:
+            yield tmp
+        except (OSError, RuntimeError) as exc:
+            # a full disk shows as ENOSPC, or from torch.save as "unexpected pos ..." / "file
+            # write failed": say which file and how much room is left
+            full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+            if full or (isinstance(exc, RuntimeError)
+                        and re.search(r"unexpected pos|write failed", str(exc))):
+                free = shutil.disk_usage(path.parent).free
+                raise OSError(getattr(exc, "errno", None) or errno.EIO,
+                              f"{path}: writing failed ({exc}); {free / 1e6:.1f} MB free on its "
+                              "disk (full?); nothing was written") from exc
+            raise
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -13,7 +13,7 @@ import pandas as pd
 
 from ciess.evaluate import METRICS
 from ciess.labels import budget_label, target_sparsity
-from ciess.records import read_record
+from ciess.records import RecordError, read_record
 
 TABLE_METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
 VARIANT_KEYS = ("noise", "random_walk", "lambda", "episodes")
@@ -42,11 +42,27 @@ def model_label(name: str) -> str:
     return MODELS[name].label if name in MODELS else name
 
 
+def check_one_data_version(records: dict) -> None:
+    """Records of one dataset that were trained on different splits (another data-manifest
+    checksum: a record from another profile, machine or preprocessing) never share a table."""
+    seen: dict[str, tuple[str, str]] = {}
+    for path, rec in records.items():
+        if rec.get("status", "ok") != "ok":
+            continue
+        sha, first = rec["data_manifest_sha256"], seen.setdefault(rec["dataset"], (
+            rec["data_manifest_sha256"], str(path)))
+        if sha != first[0]:
+            raise RecordError(f"{path}: data_manifest_sha256 {sha[:12]}… differs from "
+                              f"{first[0][:12]}… of {first[1]} (same dataset "
+                              f"'{rec['dataset']}', another split): refusing to mix them")
+
+
 def collect(metric_files: list[str | Path]) -> pd.DataFrame:
     """Every metrics JSON -> one tidy row per (run, split, metric)."""
     rows = []
-    for path in metric_files:
-        rec = read_record(path)
+    records = {path: read_record(path) for path in metric_files}
+    check_one_data_version(records)
+    for path, rec in records.items():
         budget = rec.get("budget", "dense")
         base = {"dataset": rec["dataset"], "model": rec["model"], "method": rec["method"],
                 "budget": budget, "seed": rec["seed"], "status": rec.get("status", "ok"),

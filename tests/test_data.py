@@ -80,6 +80,7 @@ def test_corrupted_file_names_file_and_checksums_and_leaves_nothing(tmp_path):
         fetch_dataset(catalog, "yelp2018", out, mirror=str(tmp_path / "mirror"))
     msg = str(err.value)
     assert "yelp2018/test.txt" in msg and expected in msg and actual in msg
+    assert f"mirror file {test}" in msg  # the file to replace, not the deleted staging copy
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["mirror"]  # no staging folder left either
 

@@ -174,3 +174,35 @@ def test_running_jobs_are_found_by_their_locks_and_ended(tmp_path):
         assert running_jobs(tmp_path / "results/logs") == []
     finally:
         job.kill()
+
+
+def test_aggregation_refuses_records_of_one_dataset_from_two_splits(tmp_path):
+    from ciess.reports import collect
+
+    a = _place(tmp_path, "runs/toy/lightgcn/es/c80/seed0", {**_record(), "method_label": "ES"})
+    b = _place(tmp_path, "runs/toy/lightgcn/es/c80/seed1",
+               {**_record(seed=1, data_manifest_sha256="1" * 64), "method_label": "ES"})
+    with pytest.raises(RecordError, match=r"seed1/metrics\.json: data_manifest_sha256 111111111111… "
+                                          r"differs .* another split"):
+        collect([a, b])
+    write_json(b, {**_record(seed=1), "method_label": "ES"})
+    assert set(collect([a, b])["seed"]) == {0, 1}
+
+
+# 9. messages that name the file ----------------------------------------------------------------
+@pytest.mark.parametrize("error", [
+    RuntimeError("[enforce fail at inline_container.cc:595] . unexpected pos 64 vs 0"),
+    OSError(28, "No space left on device"),
+])
+def test_a_full_disk_during_a_save_names_the_file_and_the_free_space(tmp_path, error):
+    from ciess.io import atomic_path
+
+    target = tmp_path / "runs/model.pt"
+    with pytest.raises(OSError, match=r"model\.pt: writing failed .* MB free on its disk \(full\?\)"):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"partial")
+            raise error
+    assert not target.exists() and list(target.parent.iterdir()) == []
+    with pytest.raises(KeyError):  # anything else passes through unchanged
+        with atomic_path(target):
+            raise KeyError("x")

@@ -184,9 +184,11 @@ def fetch_dataset(catalog: dict, dataset: str, out_dir: str | os.PathLike,
             where = origin[f.relpath]
             if "://" in where:
                 download(where, dest)
+                named = f"{dataset}:{f.relpath} downloaded from {where}"
             else:
                 shutil.copyfile(where, dest)
-            digests = verify_file(dest, f.checksums, f"{dataset}:{f.relpath}")
+                named = f"{dataset}:{f.relpath} (mirror file {where})"
+            digests = verify_file(dest, f.checksums, named)
             record.append({"path": f.relpath, "origin": where, "verified": sorted(f.checksums),
                            "sha256": digests["sha256"], "bytes": dest.stat().st_size})
         provenance = {"dataset": dataset, "form": chosen.form, "root": chosen.root,

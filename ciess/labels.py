@@ -105,6 +105,9 @@ def ciess_variant(search: Search, pool: str = "all") -> dict:
 
 
 FULL = "full"  # the dense model every budget is measured against
+# How tables and figures order the method labels (the paper's Table 1 order, then this suite's
+# additions before CIESS, the method under study, last).
+METHOD_ORDER = ["Full", "ES", "MR", "MDE", "PEP", "ESAPN", "OptEmb", "ESAPN-B", "OptEmb-B", "CIESS"]
 CANDIDATE_RE = re.compile(rf"^ciess-(?P<search>{SEARCH_PATTERN})-e\d+i\d+$")
 
 

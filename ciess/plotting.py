@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-METHOD_ORDER = ["Full", "ES", "MR", "MDE", "PEP", "ESAPN", "ESAPN-B", "OptEmb", "OptEmb-B", "CIESS"]
+from ciess.labels import METHOD_ORDER
+
+# Okabe-Ito colours (safe for the common colour-vision deficiencies), two of Tol's for the -B
+# variants; CIESS, the method under study, gets the strongest (vermillion), never a pale one.
+PALETTE = {"Full": "#000000", "ES": "#0072B2", "MR": "#E69F00", "MDE": "#009E73",
+           "PEP": "#56B4E9", "ESAPN": "#CC79A7", "OptEmb": "#B8A400", "ESAPN-B": "#882255",
+           "OptEmb-B": "#999933", "CIESS": "#D55E00"}
 
 
-def method_palette() -> dict[str, tuple]:
-    """The same colour for a method in every figure."""
-    import seaborn as sns
-
-    return dict(zip(METHOD_ORDER, sns.color_palette("colorblind", len(METHOD_ORDER))))
+def method_palette() -> dict[str, str]:
+    """The same colour for a method in every figure (every label of ``METHOD_ORDER``)."""
+    return {m: PALETTE[m] for m in METHOD_ORDER}
 
 
 def use_theme() -> None:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ciess.labels import METHOD_ORDER
 from ciess.records import read_record
 from ciess.reports import TABLE_METRICS, model_label, paper_cells, run_columns
 
 SHORT = {"recall@5": "R@5", "recall@20": "R@20", "ndcg@5": "N@5", "ndcg@20": "N@20"}
-METHOD_ORDER = ["Full", "ES", "MR", "MDE", "PEP", "ESAPN", "OptEmb", "ESAPN-B", "OptEmb-B", "CIESS"]
 
 
 def snapshot_runs(snapshot: str | Path) -> list[Path]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ciess.reference import METHOD_ORDER, SHORT
+from ciess.labels import METHOD_ORDER
+from ciess.reference import SHORT
 from ciess.reports import TABLE_METRICS, model_label
 
 

@@ -317,3 +317,15 @@ def test_reference_rows_leave_out_ciess_candidates():
     rows = reference_rows(snapshot_runs(REPO / "results/reference/ml-1m-lightgcn"))
     assert "cand" not in set(rows["budget"])
     assert {"Full", "ES", "MR", "CIESS"} <= set(rows["method_label"])
+
+
+def test_every_method_has_its_own_colour_and_ciess_is_not_pale():
+    from matplotlib.colors import to_rgb
+
+    from ciess.labels import METHOD_ORDER
+    from ciess.plotting import method_palette
+
+    palette = method_palette()
+    assert list(palette) == METHOD_ORDER and len(set(palette.values())) == len(METHOD_ORDER)
+    r, g, b = to_rgb(palette["CIESS"])
+    assert 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.5  # visible on white, unlike pale yellow

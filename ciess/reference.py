@@ -122,3 +122,71 @@ def ordering(rows: pd.DataFrame, chain=("CIESS", "ES", "MR")) -> pd.DataFrame:
         row["holds"] = all(per[a].mean() > per[b].mean() for a, b in zip(chain, chain[1:]))
         out.append(row)
     return pd.DataFrame(out)
+
+
+def _versus(rows: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
+    """Headline test metrics of ``a`` against ``b`` per (dataset, model, budget, metric): means
+    over seeds and the relative difference (%)."""
+    head = rows[rows["headline"] & rows["metric"].isin(ORDER_METRICS)]
+    mean = head.groupby(["dataset", "model", "budget", "metric", "method_label"])["value"].agg(
+        ["mean", "count"]).unstack("method_label")
+    if ("mean", a) not in mean.columns or ("mean", b) not in mean.columns:
+        return pd.DataFrame()
+    out = pd.DataFrame({"a": mean[("mean", a)], "b": mean[("mean", b)],
+                        "seeds_a": mean[("count", a)], "seeds_b": mean[("count", b)]}).dropna()
+    out["delta_pct"] = 100 * (out["a"] - out["b"]) / out["b"]
+    return out.reset_index()
+
+
+def _verdict(cmp: pd.DataFrame, a: str, b: str) -> str:
+    if cmp.empty:
+        return f"not measured ({a} or {b} has no rows)"
+    wins = int((cmp["delta_pct"] > 0).sum())
+    per_budget = "; ".join(
+        f"{budget[1:]}%: " + ", ".join(f"{SHORT[r.metric]} {r.delta_pct:+.1f}%" for r in g.itertuples())
+        for budget, g in cmp.sort_values("metric", key=lambda m: m.map(ORDER_METRICS.index))
+        .groupby("budget", sort=True))
+    seeds = f"{int(cmp['seeds_a'].min())} vs {int(cmp['seeds_b'].min())} seed(s)"
+    word = ("**holds**" if wins == len(cmp) else "**does not hold**" if wins == 0
+            else f"**holds in {wins} of {len(cmp)} cells**")
+    return f"{word} ({a} − {b}, test, mean over seeds, {seeds}: {per_budget})"
+
+
+def reproduction_summary(rows: pd.DataFrame, wide: pd.DataFrame, paper: pd.DataFrame,
+                         prov: dict, tolerance_pct: float = 5.0) -> str:
+    """The answer to "does it reproduce?" for one snapshot, as Markdown: each claim of the
+    paper (and the suite's headroom question), its verdict and the evidence, what was not run,
+    and what the snapshot cost on which machine. Everything is computed from the records."""
+    lines = []
+    head = wide[wide["headline"].astype(bool)]
+    deltas = [c for c in head.columns if c.endswith("Δ%")]
+    blocks = sorted({(d, m) for d, m in zip(rows["dataset"], rows["model"])})
+    for dataset, model in blocks:
+        part = head[(head["dataset"] == dataset) & (head["model"] == model_label(model))]
+        protocol = part["protocol"].iloc[0] if len(part) else "—"
+        lines.append(f"**{dataset} × {model_label(model)}** (final protocol `{protocol}`)")
+        for method, g in part.groupby("method_label", sort=False):
+            d = g[deltas].to_numpy().ravel()
+            d = d[~pd.isna(d)]
+            if len(d):
+                within = int((abs(d) <= tolerance_pct).sum())
+                lines.append(f"- {method} vs the paper: {within} of {len(d)} cells within "
+                             f"±{tolerance_pct:g}%, median Δ {pd.Series(d).median():+.1f}%")
+        sub = rows[(rows["dataset"] == dataset) & (rows["model"] == model)]
+        lines.append(f"- Claim CIESS > ES: {_verdict(_versus(sub, 'CIESS', 'ES'), 'CIESS', 'ES')}")
+        lines.append(f"- Claim ES > MR: {_verdict(_versus(sub, 'ES', 'MR'), 'ES', 'MR')}")
+        if "MDE" in set(sub["method_label"]):
+            lines.append("- Headroom (this suite's question, not the paper's): MDE > ES "
+                         f"{_verdict(_versus(sub, 'MDE', 'ES'), 'MDE', 'ES')}")
+        printed = paper_cells(paper, "table1")
+        printed = printed[(printed["dataset"] == dataset) & (printed["model"] == model)]
+        missing = sorted(set(printed["method"]) - set(sub["method_label"]))
+        if missing:
+            lines.append(f"- Not run in this snapshot (the paper prints them): {', '.join(missing)}")
+    spans = prov.get("rule_logs", {})
+    hours = sum(v["seconds"] for v in spans.values()) / 3600
+    m = prov.get("machine", {})
+    lines.append(f"\nCompute: {hours:.1f} h of rule time in all ({len(spans)} rule logs, jobs "
+                 f"partly side by side) on {m.get('cpu', '?')}, {m.get('cores', '?')} cores; "
+                 "the wall time per run is in the snapshot's PROVENANCE.md.")
+    return "\n".join(lines)

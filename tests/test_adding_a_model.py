@@ -37,3 +37,22 @@ def test_an_unregistered_model_stops_the_dag_naming_it(tmp_path):
     assert out.returncode != 0
     assert "config models: no base model 'bprmf' is registered" in out.stdout + out.stderr
     assert not (tmp_path / "work/results").exists()
+
+
+def test_a_plugin_models_overrides_pass_the_schema_and_the_registry_checks_them(tmp_path):
+    """docs/adding_a_model.md promises `model_overrides.<name>` for a model of your own: the
+    schema accepts any model name and the registry checks the name and every setting."""
+    env = user_package(tmp_path, "bprmf", doc_block("adding_a_model.md", "python", "# bprmf.py"))
+    profile = yaml.safe_load(doc_block("adding_a_model.md", "yaml", "# bprmf.yaml"))
+    target = "results/runs/ml-100k/bprmf/es/c80/seed0/metrics.json"
+    for overrides, ok in (({"lr": 0.02}, True), ({"lrr": 0.02}, False)):
+        (tmp_path / "over.yaml").write_text(yaml.safe_dump({**profile, "model_overrides": {
+            "bprmf": overrides}}))
+        out = run_workflow(tmp_path / f"work{ok}", "-n", target, "--configfile",
+                           str(tmp_path / "over.yaml"), env=env, check=False)
+        text = out.stdout + out.stderr
+        assert "Additional properties are not allowed" not in text
+        if ok:
+            assert out.returncode == 0, text[-2000:]
+        else:
+            assert out.returncode != 0 and "model_overrides.bprmf.lrr: unknown setting" in text

@@ -166,14 +166,41 @@ def test_study_notebooks_render_for_a_profile_without_ciess(tmp_path):
         params = {"results_csv": str(tmp_path / "results.csv"),
                   "figure_png": str(tmp_path / f"{name}.png"),
                   "data_csv": str(tmp_path / f"{name}.csv"),
-                  "default_lambda": {"ml-1m": 0.4}}
+                  "default_lambda": {"ml-1m": 0.4}, "profile": "reference"}
         if name == "fig4_lambda":
             params["lambda_grid"] = {"ml-1m": [0.2, 0.4]}
         papermill.execute_notebook(str(REPO / f"notebooks/{name}.ipynb"),
                                    str(tmp_path / f"{name}.ipynb"), parameters=params,
                                    kernel_name="python3", progress_bar=False)
         assert (tmp_path / f"{name}.png").exists() and (tmp_path / f"{name}.pdf").exists()
-        assert _images(tmp_path / f"{name}.ipynb") == 1  # shown inline, not only saved
+        assert _images(tmp_path / f"{name}.ipynb") == 0  # no empty or single-arm figure shown
+        assert "Not run in this profile (reference)" in _text(tmp_path / f"{name}.ipynb")
+
+
+def _text(ipynb) -> str:
+    import nbformat
+    return "\n".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("text", ""))
+                     for c in nbformat.read(ipynb, as_version=4).cells
+                     for o in c.get("outputs", []))
+
+
+def test_fig3_with_one_arm_says_the_ablation_was_not_run(tmp_path):
+    import papermill
+
+    log = pd.DataFrame([{"dataset": "ml-1m", "random_walk": True, "seed": 0, "episode": e,
+                         "iteration": 1, "mean_reward_user": 0.5, "mean_reward_item": 0.6,
+                         "mean_action_user": 30.0, "mean_action_item": 20.0, "lambda": 0.4,
+                         "reward_quality": "ratio", "reward_memory": "size_squared"}
+                        for e in (1, 2)])
+    log.to_csv(tmp_path / "log.csv", index=False)
+    papermill.execute_notebook(
+        str(REPO / "notebooks/fig3_random_walk.ipynb"), str(tmp_path / "fig3.ipynb"),
+        parameters={"search_logs": [str(tmp_path / "log.csv")], "per_episode": "mean",
+                    "figure_png": str(tmp_path / "fig3.png"), "data_csv": str(tmp_path / "f.csv"),
+                    "profile": "reference"}, kernel_name="python3", progress_bar=False)
+    text = _text(tmp_path / "fig3.ipynb")
+    assert _images(tmp_path / "fig3.ipynb") == 0
+    assert "only the search with the walk" in text and "ablation_models" in text
 
 
 def test_ciess_search_notebook_shows_reward_size_trajectory_and_popularity(tmp_path):

@@ -102,7 +102,7 @@ ORDER_METRICS = ("recall@20", "ndcg@20")
 def ordering(rows: pd.DataFrame, chain=("CIESS", "ES", "MR")) -> pd.DataFrame:
     """Per (dataset, model, protocol, budget, metric): does chain[0] > chain[1] > chain[2] hold in
     the mean over seeds, by how much (relative, %), on how many seeds, and a paired t-test over
-    the seeds two methods share (p; None below 2 shared seeds)."""
+    the seeds two methods share (p; None below 3 shared seeds)."""
     from ciess.reports import paired_test
 
     rows = rows[rows["method_label"].isin(chain) & rows["metric"].isin(ORDER_METRICS)]

@@ -116,12 +116,15 @@ def provenance_summary(prov: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+MIN_SEEDS_PAIRED_TEST = 3  # with 2 seeds a t-test has 1 degree of freedom: not reported
+
+
 def paired_test(ours: pd.Series, ciess: pd.Series) -> float | None:
-    """Paired t-test p-value over seeds common to both (needs >= 2)."""
+    """Paired t-test p-value over the seeds common to both (None below MIN_SEEDS_PAIRED_TEST)."""
     from scipy import stats
 
     both = pd.concat([ours, ciess], axis=1, keys=["a", "b"]).dropna()
-    if len(both) < 2 or np.allclose(both["a"], both["b"]):
+    if len(both) < MIN_SEEDS_PAIRED_TEST or np.allclose(both["a"], both["b"]):
         return None
     return float(stats.ttest_rel(both["a"], both["b"]).pvalue)
 

@@ -8,7 +8,7 @@ import pytest
 
 from baselines import table_label
 from ciess.labels import describe_run
-from ciess.reports import (RecordTooOld, beside_paper, collect, format_table, provenance_summary,
+from ciess.reports import (RecordTooOld, paired_test, beside_paper, collect, format_table, provenance_summary,
                            provenance_table, summarise, table1_rows, table2_rows)
 from conftest import REPO
 from helpers import has_image, run_notebook
@@ -78,7 +78,9 @@ def test_results_schema_and_table1_beside_the_paper(tmp_path):
     assert cell["paper"] == pytest.approx(0.2248)  # Table 1, ML-1M LightGCN ES 80% R@20
     assert cell["mean"] == pytest.approx(0.21 / 3 + 0.4 / 3)
     assert cell["abs_diff"] == pytest.approx(cell["mean"] - 0.2248)
-    assert cell["p_vs_ciess"] is not None  # two seeds shared with CIESS -> paired test
+    assert pd.isna(cell["p_vs_ciess"])  # two shared seeds: 1 degree of freedom, no test
+    three = pd.Series([0.20, 0.21, 0.22]), pd.Series([0.24, 0.26, 0.25])
+    assert 0 < paired_test(*three) < 1 and paired_test(three[0][:2], three[1][:2]) is None
     ciess = merged[(merged.method_label == "CIESS") & (merged.budget == "c80")
                    & (merged.model == "lightgcn") & (merged.metric == "recall@20")].iloc[0]
     assert ciess["best_ours"] and not cell["best_ours"] and ciess["paper"] == pytest.approx(0.2436)
@@ -260,7 +262,7 @@ def test_ordering_check_states_whether_ciess_beats_es_beats_mr():
     assert r["CIESS mean"] == pytest.approx(0.31) and r["CIESS seeds"] == 2
     assert r["CIESS vs ES Δ%"] == pytest.approx(100 * (0.31 - 0.285) / 0.285)
     assert r["holds"]  # 0.31 > 0.285 > 0.275
-    assert r["CIESS vs ES p"] is not None
+    assert r["CIESS vs ES p"] is None  # 2 shared seeds: no t-test (MIN_SEEDS_PAIRED_TEST)
     one_seed = ordering(pd.DataFrame([x for x in rows if x["seed"] == 0 or x["method_label"] != "CIESS"]))
     assert one_seed.iloc[0]["CIESS vs ES p"] is None and one_seed.iloc[0]["CIESS seeds"] == 1
 

@@ -25,7 +25,7 @@ def mirror() -> Path:
     value = os.environ.get(MIRROR_ENV)
     if not value or not Path(value).is_dir():
         pytest.skip(f"needs the real-data mirror: set {MIRROR_ENV} to a folder laid out like "
-                    "shared/data (see README, 'Data')")
+                    "shared/data (see docs/running.md, 'Data')")
     return Path(value)
 
 

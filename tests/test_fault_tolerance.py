@@ -112,7 +112,7 @@ def test_run_killed_in_a_training_rule_resumes_with_only_the_missing_jobs(tmp_pa
     assert _jobs_in(plan.stdout) == sorted(["retrain_masked"] + missing_other), plan.stdout
 
     # SIGKILL left Snakemake's lock on the working directory: releasing it is the documented
-    # first step of a resume (README, "Interrupted runs"); it changes no output.
+    # first step of a resume (docs/running.md, "Interrupted runs"); it changes no output.
     run_workflow(work, *targets, *common[:2], "--unlock")
     assert _mtimes(work, done) == finished
     resumed = run_workflow(work, *targets, *common[:2])  # 2 cores: branches run at once

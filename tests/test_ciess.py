@@ -277,3 +277,18 @@ def test_critic_slope_is_dq_dsize_at_the_executed_sizes():
     state = np.zeros((3, 3), np.float32)
     assert agent.critic_slope(state, np.array([70, 100, 120])) == pytest.approx(2 / 127, rel=1e-5)
     assert all(p.grad is None for p in agent.critic.parameters())
+
+
+def test_trajectory_counts_budgets_per_episode_and_says_where_the_search_settles():
+    from ciess.search.trajectory import per_episode, settled
+
+    sparsity = [0.5, 0.6, 0.92, 0.96, 0.7, 0.72]  # crosses every budget in episode 2 only
+    log = pd.DataFrame({"episode": [1, 1, 2, 2, 3, 3], "iteration": [1, 2] * 3,
+                        "sparsity": sparsity, "mean_action_user": 10.0, "mean_action_item": 5.0,
+                        "val_avg_user": 0.1, "policy_sparsity": 0.7})
+    table = per_episode(log)
+    assert table["met_c80"].tolist() == [0, 2, 0] and table["met_c95"].tolist() == [0, 1, 0]
+    assert table.loc[3, "policy_sparsity"] == pytest.approx(0.7)
+    text = settled(table, last=1)
+    assert "last 1 episodes: executed sparsity 0.710" in text and "met there: none" in text
+    assert "95%: episodes 2-2" in text

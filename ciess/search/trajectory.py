@@ -1,0 +1,59 @@
+"""Where a search's executed masks lie against the budgets, episode by episode.
+
+    python -m ciess.search.trajectory results/search/<ds>/<model>/<search>/seed0/search_log.csv
+
+prints, per episode, the executed sparsity (mean, min, max), the mean sizes, the mean
+validation AVG and how many iterations met each budget; with ``policy_sparsity`` in the log
+(searches from 2026-12 on) also the noise-free policy's sparsity, which says whether the agents
+themselves reach a budget or only their exploration does.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pandas as pd
+
+BUDGETS = (80, 90, 95)
+
+
+def per_episode(log: pd.DataFrame, budgets=BUDGETS) -> pd.DataFrame:
+    agg = {"sparsity_mean": ("sparsity", "mean"), "sparsity_min": ("sparsity", "min"),
+           "sparsity_max": ("sparsity", "max"), "size_user": ("mean_action_user", "mean"),
+           "size_item": ("mean_action_item", "mean"), "val_avg": ("val_avg_user", "mean")}
+    if "policy_sparsity" in log:
+        agg["policy_sparsity"] = ("policy_sparsity", "mean")
+    out = log.groupby("episode").agg(**agg)
+    for c in budgets:
+        out[f"met_c{c}"] = (log["sparsity"] >= c / 100).groupby(log["episode"]).sum().astype(int)
+    return out
+
+
+def settled(table: pd.DataFrame, last: int = 10) -> str:
+    """One sentence: where the last ``last`` episodes lie and which budgets they still meet."""
+    tail = table.tail(last)
+    met = [c for c in BUDGETS if tail[f"met_c{c}"].sum() > 0]
+    first = {c: table.index[table[f"met_c{c}"] > 0].tolist() for c in BUDGETS}
+    spans = ", ".join(f"{c}%: episodes {v[0]}-{v[-1]}" if v else f"{c}%: never"
+                      for c, v in first.items())
+    return (f"last {len(tail)} episodes: executed sparsity {tail['sparsity_mean'].mean():.3f} "
+            f"(min {tail['sparsity_min'].min():.3f}, max {tail['sparsity_max'].max():.3f}); "
+            f"budgets met there: {', '.join(f'{c}%' for c in met) or 'none'}; "
+            f"iterations meeting each budget came from {spans}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("search_log")
+    p.add_argument("--last", type=int, default=10, help="episodes that count as settled")
+    args = p.parse_args(argv)
+    table = per_episode(pd.read_csv(args.search_log))
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.round(3).to_string())
+    print(settled(table, args.last))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

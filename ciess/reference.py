@@ -190,3 +190,22 @@ def reproduction_summary(rows: pd.DataFrame, wide: pd.DataFrame, paper: pd.DataF
                  f"partly side by side) on {m.get('cpu', '?')}, {m.get('cores', '?')} cores; "
                  "the wall time per run is in the snapshot's PROVENANCE.md.")
     return "\n".join(lines)
+
+
+def _run_keys(rows) -> set:
+    return {(str(r["method"]), str(r["budget"]), int(r["seed"]), round(float(r["wall_time_s"]), 3))
+            for r in rows if r.get("wall_time_s") is not None and not pd.isna(r["wall_time_s"])}
+
+
+def rendering_run_is_snapshot(snapshot: str | Path, provenance_csv: str | Path) -> bool:
+    """True when every run behind this rendering's tables is a run of ``snapshot`` (same method,
+    budget, seed and recorded wall time): the notebook was rendered from the snapshot's own
+    results, and its "this run" part would repeat the snapshot's."""
+    import json
+
+    prov_file = Path(snapshot) / "provenance.json"
+    if not prov_file.exists() or not Path(provenance_csv).exists():
+        return False
+    runs = json.loads(prov_file.read_text()).get("runs", [])
+    ours = _run_keys(pd.read_csv(provenance_csv).to_dict("records"))
+    return bool(ours) and ours <= _run_keys(runs)

@@ -208,3 +208,17 @@ def test_reproduction_summary_states_each_claim_with_its_evidence():
     assert "Claim ES > MR: **holds**" in text and "MDE > ES **holds**" in text
     assert "Not run in this snapshot (the paper prints them): PEP" in text
     assert "1.0 h of rule time" in text and "CPU X, 2 cores" in text
+
+
+def test_a_rendering_from_the_snapshots_own_runs_is_recognised(tmp_path):
+    from ciess.reference import rendering_run_is_snapshot
+
+    results = _results(tmp_path)
+    out = tmp_path / "ref/toy"
+    prov = snap.make_snapshot(results, out)
+    runs = pd.DataFrame(prov["runs"])
+    runs.to_csv(tmp_path / "same.csv", index=False)
+    assert rendering_run_is_snapshot(out, tmp_path / "same.csv")
+    runs.assign(wall_time_s=runs["wall_time_s"] + 1).to_csv(tmp_path / "other.csv", index=False)
+    assert not rendering_run_is_snapshot(out, tmp_path / "other.csv")
+    assert not rendering_run_is_snapshot(tmp_path / "nowhere", tmp_path / "same.csv")

@@ -23,10 +23,6 @@ from ciess.masks import D_MAX, check_budget
 from ciess.models.registry import gmf_dense, model_spec
 from ciess.data.read_split import SplitData
 
-# Methods that implement NeuMF's `mask_gmf: false` (the official code: GMF tables dense at the
-# widest size, only the MLP tables sized). The workflow refuses the setting for any other method.
-DENSE_GMF_METHODS = ("es",)
-
 
 @dataclass
 class MethodContext:
@@ -70,22 +66,45 @@ MakeMasks = Callable[[MethodContext, list], dict]
 REGISTRY: dict[str, MakeMasks] = {}  # name -> make_masks
 PARAMS: dict[str, dict | None] = {}  # name -> its `params:` keys and defaults (None: unchecked)
 LABELS: dict[str, tuple[str, bool]] = {}  # name -> (table label, has a native mode)
-BUILTIN_MODULES = ("baselines.es", "baselines.mr", "baselines.mde", "baselines.pep",
-                   "baselines.esapn", "baselines.optemb")
+DENSE_GMF: set[str] = set()  # methods that implement NeuMF's `mask_gmf: false`
+DEVICE_TESTS: dict[str, tuple[list, dict]] = {}  # name -> (targets, params) on a tiny split
+
+
+def builtin_modules() -> tuple[str, ...]:
+    """Every module of this package: each registers one built-in method when imported."""
+    import pkgutil
+
+    return tuple(f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__)
+                 if not m.name.startswith("_"))
+
+
+def builtin_methods() -> list[str]:
+    """The names the built-in modules register (importing them)."""
+    for mod in builtin_modules():
+        importlib.import_module(mod)
+    return sorted(n for n, fn in REGISTRY.items() if fn.__module__.startswith(f"{__name__}."))
 
 
 def register(name: str, params: dict | None = None, label: str | None = None,
-             native_mode: bool = False) -> Callable[[MakeMasks], MakeMasks]:
+             native_mode: bool = False, dense_gmf: bool = False,
+             device_test: tuple[list, dict] | None = None) -> Callable[[MakeMasks], MakeMasks]:
     """Register ``make_masks`` under ``name``. ``params``: every key its config `params:` block
     may set, with defaults; other keys are refused at DAG start (None: no check). ``label``: how
     tables and figures name it (default: the name). ``native_mode``: the method also runs
-    without a target (budget ``native``); its budgeted runs are then labelled "<label>-B"."""
+    without a target (budget ``native``); its budgeted runs are then labelled "<label>-B".
+    ``dense_gmf``: it implements NeuMF's `mask_gmf: false` (GMF tables dense at the widest
+    size, only the MLP tables sized; the workflow refuses that setting for other methods).
+    ``device_test``: (targets, params) that run it in seconds on a tiny split, for
+    tests/test_devices.py (default: budget 80 with its default params)."""
     def wrap(fn: MakeMasks) -> MakeMasks:
         if name in REGISTRY and REGISTRY[name] is not fn:
             raise ValueError(f"method '{name}' is registered twice")
         REGISTRY[name] = fn
         PARAMS[name] = params
         LABELS[name] = (label or name, native_mode)
+        if dense_gmf:
+            DENSE_GMF.add(name)
+        DEVICE_TESTS[name] = device_test or ([80], {})
         return fn
     return wrap
 
@@ -100,7 +119,7 @@ def table_label(name: str, budget: str, module: str | None = None) -> str:
 def get_method(name: str, module: str | None = None) -> MakeMasks:
     """The registered method ``name``. Imports ``module`` (a method outside this package) or, by
     convention, ``baselines.<name>``, whose import registers it."""
-    for mod in (*BUILTIN_MODULES, module or f"baselines.{name}"):
+    for mod in (*builtin_modules(), module or f"baselines.{name}"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:
@@ -110,6 +129,13 @@ def get_method(name: str, module: str | None = None) -> MakeMasks:
         raise KeyError(f"no embedding-size method '{name}' is registered (known: {sorted(REGISTRY)}); "
                        "give its module in the config (`module:`)")
     return REGISTRY[name]
+
+
+def dense_gmf_methods(methods: dict) -> list[str]:
+    """Of the config's ``methods`` blocks, those that implement NeuMF's `mask_gmf: false`."""
+    for name, spec in methods.items():
+        get_method(name, (spec or {}).get("module"))
+    return sorted(set(methods) & DENSE_GMF)
 
 
 def method_params(name: str, given: dict, module: str | None = None) -> dict:

@@ -16,7 +16,7 @@ def equal_size_for_budget(target_pct: int, n_users: int, n_items: int, n_tables:
     return min(int(size), D_MAX)
 
 
-@register("es", params={}, label="ES")
+@register("es", params={}, label="ES", dense_gmf=True)
 def make_masks(ctx: MethodContext, targets: list) -> dict:
     if None in targets:
         raise ValueError("ES has no native mode: give target sparsities")

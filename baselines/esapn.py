@@ -234,7 +234,8 @@ class ESAPNSearch:
 DEFAULTS = {"batch_size": 500, "search_epochs": 1.0, "model_lr": 1e-3, "policy_lr": 1e-4}
 
 
-@register("esapn", params=DEFAULTS, label="ESAPN", native_mode=True)
+@register("esapn", params=DEFAULTS, label="ESAPN", native_mode=True, device_test=([None, 80], dict(
+    batch_size=64, search_epochs=0.3, model_lr=1e-3, policy_lr=1e-4)))
 def make_masks(ctx: MethodContext, targets: list) -> dict:
     p = {**DEFAULTS, **ctx.params}
     out = {}

@@ -86,7 +86,7 @@ def validation_score(ctx: MethodContext, mask, tag: str) -> tuple[float, int]:
     return float(outcome.best_valid.means["avg"]), int(outcome.best_step)
 
 
-@register("mde", params=DEFAULTS, label="MDE")
+@register("mde", params=DEFAULTS, label="MDE", device_test=([80], {"alphas": [0.2, 0.5]}))
 def make_masks(ctx: MethodContext, targets: list) -> dict:
     if None in targets:
         raise ValueError("MDE has no native mode: give target sparsities")

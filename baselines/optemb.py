@@ -173,7 +173,9 @@ DEFAULTS = {"alpha": 1e-4, "t_lr": 1e-4, "generations": 30, "population": 20, "c
             "mutations": 10, "elites": 15, "p_mutate": 0.1, "fitness": "avg"}
 
 
-@register("optemb", params=DEFAULTS, label="OptEmb", native_mode=True)
+@register("optemb", params=DEFAULTS, label="OptEmb", native_mode=True, device_test=([None, 80], dict(
+    alpha=1e-2, t_lr=1e-2, generations=2, population=4, crossovers=2, mutations=2, elites=3,
+    p_mutate=0.1, fitness="avg")))
 def make_masks(ctx: MethodContext, targets: list) -> dict:
     p = {**DEFAULTS, **ctx.params}
     split, settings = ctx.split, ctx.train_settings()

@@ -42,7 +42,8 @@ DEFAULTS = {"threshold_init": -15.0, "s_lr": 1e-3, "s_weight_decay": 1e-5, "chec
             "max_steps": 30000, "batch_size": None, "model_lr": None}
 
 
-@register("pep", params=DEFAULTS, label="PEP")
+@register("pep", params=DEFAULTS, label="PEP", device_test=([80], dict(
+    threshold_init=-6.0, s_lr=0.05, max_steps=300, batch_size=128, model_lr=1e-3)))
 def make_masks(ctx: MethodContext, targets: list[int]) -> dict:
     p = {**DEFAULTS, **ctx.params}
     if any(t is None for t in targets):

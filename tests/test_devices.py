@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import MethodContext, get_method
+from baselines import DEVICE_TESTS, MethodContext, builtin_methods, get_method
 from ciess.masks import sizes_mask
 from ciess.search.agent import TD3Settings
 from ciess.search.env import SizeSearchEnv
@@ -28,18 +28,8 @@ DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
                                           "machine (benchmarks/gpu_reference.sh)"))]
 TRAIN = {"batch_size": 256, "sampler": "user_uniform", "eval_every": 5, "patience": 2,
          "max_batches": 10, "eval_batch_users": 64}
-METHODS = {  # the quick profile's kind of settings, scaled to the tiny split
-    "es": ([80], {}),
-    "mr": ([80], {}),
-    "mde": ([80], dict(alphas=[0.2, 0.5])),
-    "pep": ([80], dict(threshold_init=-6.0, s_lr=0.05, max_steps=300, batch_size=128,
-                       model_lr=1e-3)),
-    "esapn": ([None, 80], dict(batch_size=64, search_epochs=0.3, model_lr=1e-3,
-                               policy_lr=1e-4)),
-    "optemb": ([None, 80], dict(alpha=1e-2, t_lr=1e-2, generations=2, population=4,
-                                crossovers=2, mutations=2, elites=3, p_mutate=0.1,
-                                fitness="avg")),
-}
+# every registered built-in method, with the tiny settings it declares in register()
+METHODS = {name: DEVICE_TESTS[name] for name in builtin_methods()}
 
 
 def _guarded(device):

@@ -52,14 +52,15 @@ _dense_gmf_models = [
     m for m in config["models"] if gmf_dense(m, config["model_overrides"].get(m))
 ]
 if _dense_gmf_models:
-    from baselines import DENSE_GMF_METHODS
+    from baselines import DENSE_GMF, dense_gmf_methods
 
-    _unsupported = sorted(set(config["methods"]) - set(DENSE_GMF_METHODS))
+    _supported = dense_gmf_methods(config["methods"])
+    _unsupported = sorted(set(config["methods"]) - set(_supported))
     if _unsupported:
         raise ValueError(
             f"model_overrides.{_dense_gmf_models[0]}."
             f"{model_spec(_dense_gmf_models[0]).dense_first_pair_unless}: false is implemented by CIESS and "
-            f"{list(DENSE_GMF_METHODS)} only, not by {_unsupported}: drop those methods "
+            f"{sorted(DENSE_GMF)} only, not by {_unsupported}: drop those methods "
             f"(active_methods) or keep mask_gmf: true"
         )
 

@@ -4,7 +4,7 @@
 
 rule ciess_search:
     input:
-        manifest="results/data/{dataset}/split/manifest.json",
+        manifest=SPLIT_MANIFEST,
         split_files=split_files,
         peak="results/runs/{dataset}/{model}/full/dense/seed{seed}/entity_quality.npz",
     output:
@@ -19,7 +19,7 @@ rule ciess_search:
         **config["resources"]["search"],
     params:
         ciess=config["ciess"],
-        train=lambda wc: {**config["train"], "device": config["device"]},
+        train=train_params,
         model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
     script:
         "../scripts/ciess_search.py"

@@ -75,3 +75,8 @@ wildcard_constraints:
     pool=labels.POOL_PATTERN,
     episode=r"\d+",
     iteration=r"\d+",
+
+
+def train_params(wildcards=None):
+    """The shared training settings a training job receives: config `train:` and the device."""
+    return {**config["train"], "device": config["device"]}

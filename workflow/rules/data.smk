@@ -46,7 +46,7 @@ rule split_dataset:
         train="results/data/{dataset}/split/{dataset}.train.inter",
         valid="results/data/{dataset}/split/{dataset}.valid.inter",
         test="results/data/{dataset}/split/{dataset}.test.inter",
-        manifest="results/data/{dataset}/split/manifest.json",
+        manifest=SPLIT_MANIFEST,
     log:
         "results/logs/split_dataset/{dataset}.log",
     conda:

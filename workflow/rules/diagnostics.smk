@@ -3,7 +3,7 @@
 
 rule size_response:
     input:
-        manifest="results/data/{dataset}/split/manifest.json",
+        manifest=SPLIT_MANIFEST,
         split_files=split_files,
         peak="results/runs/{dataset}/{model}/full/dense/seed{seed}/entity_quality.npz",
     output:
@@ -20,7 +20,7 @@ rule size_response:
         budgets=size_response_budgets(),
         lam=lambda wc: config["ciess"]["lambda"][wc.dataset],
         reward=config["ciess"]["reward"],
-        train=lambda wc: {**config["train"], "device": config["device"]},
+        train=train_params,
         model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
     script:
         "../scripts/size_response.py"

@@ -3,12 +3,20 @@
 
 from ciess.labels import budget_label  # config budget (80 or "native") -> c80 or native
 
+SPLIT_MANIFEST = (
+    "results/data/{dataset}/split/manifest.json"  # a rule input: {dataset} wildcard
+)
+
+
+def split_manifest(dataset):
+    return SPLIT_MANIFEST.format(dataset=dataset)
+
 
 def split_outputs(dataset):
     return [
         f"results/data/{dataset}/split/{dataset}.{part}.inter"
         for part in ("train", "valid", "test")
-    ] + [f"results/data/{dataset}/split/manifest.json"]
+    ] + [split_manifest(dataset)]
 
 
 def split_files(wildcards):

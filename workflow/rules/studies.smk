@@ -86,7 +86,7 @@ def main_searches():
                     "seed": seed,
                     "log": f"{base}/search_log.csv",
                     "masks": f"{base}/masks.npz",
-                    "manifest": f"results/data/{dataset}/split/manifest.json",
+                    "manifest": split_manifest(dataset),
                     "selections": [
                         f"results/runs/{dataset}/{model}/ciess-{search}/{budget_label(b)}/seed{seed}/selection.csv"
                         for b in config["ciess"]["selection"]["budgets"]

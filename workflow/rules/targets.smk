@@ -17,7 +17,7 @@ def method_inputs(method):
     def inputs(wildcards):
         spec = config["methods"][method]
         out = {
-            "manifest": f"results/data/{wildcards.dataset}/split/manifest.json",
+            "manifest": split_manifest(wildcards.dataset),
             "split_files": split_files(wildcards),
         }
         if spec.get("needs_full_model", False):
@@ -46,7 +46,7 @@ def method_outputs(method):
 def retrain_inputs(wildcards):
     """retrain_masked reads the split, the mask, and for rewinding methods the initial tables."""
     out = {
-        "manifest": f"results/data/{wildcards.dataset}/split/manifest.json",
+        "manifest": split_manifest(wildcards.dataset),
         "split_files": split_files(wildcards),
         "mask": f"results/masks/{wildcards.dataset}/{wildcards.model}/{wildcards.method}/{wildcards.budget}/seed{wildcards.seed}/mask.npz",
     }

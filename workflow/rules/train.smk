@@ -3,7 +3,7 @@
 
 rule pretrain_full:
     input:
-        manifest="results/data/{dataset}/split/manifest.json",
+        manifest=SPLIT_MANIFEST,
         split_files=split_files,
     output:
         metrics="results/runs/{dataset}/{model}/full/dense/seed{seed}/metrics.json",
@@ -17,7 +17,7 @@ rule pretrain_full:
     resources:
         **config["resources"]["training"],
     params:
-        train=lambda wc: {**config["train"], "device": config["device"]},
+        train=train_params,
         final_protocol=config["final_protocol"],
         model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
         method="full",
@@ -40,7 +40,7 @@ rule retrain_masked:
     resources:
         **config["resources"]["training"],
     params:
-        train=lambda wc: {**config["train"], "device": config["device"]},
+        train=train_params,
         final_protocol=config["final_protocol"],
         model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
         method=lambda wc: wc.method,

@@ -222,3 +222,62 @@ def test_a_rendering_from_the_snapshots_own_runs_is_recognised(tmp_path):
     runs.assign(wall_time_s=runs["wall_time_s"] + 1).to_csv(tmp_path / "other.csv", index=False)
     assert not rendering_run_is_snapshot(out, tmp_path / "other.csv")
     assert not rendering_run_is_snapshot(tmp_path / "nowhere", tmp_path / "same.csv")
+
+
+def _html_tables(html: str) -> list[tuple[list[str], list[list[str]]]]:
+    """(header, rows) of every <table> in a page, cell texts stripped (stdlib parser)."""
+    from html.parser import HTMLParser
+
+    class Tables(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tables, self.cell = [], None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table":
+                self.tables.append(([], []))
+            elif tag == "tr" and self.tables:
+                self.row = []
+            elif tag in ("th", "td") and self.tables:
+                self.cell, self.kind = "", tag
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+        def handle_endtag(self, tag):
+            if tag in ("th", "td") and self.cell is not None:
+                self.row.append((self.kind, self.cell.strip()))
+                self.cell = None
+            elif tag == "tr" and self.tables:
+                header, rows = self.tables[-1]
+                if all(k == "th" for k, _ in self.row) and not header:
+                    header.extend(t for _, t in self.row)
+                else:
+                    rows.append([t for _, t in self.row])
+
+    parser = Tables()
+    parser.feed(html)
+    return parser.tables
+
+
+def test_shipped_pages_carry_no_raw_python_values():
+    """What a reader sees in the shipped HTML: no numpy reprs, no None cells, and every Δ% cell
+    a signed number with at most two decimals (or a dash)."""
+    import re
+
+    pages = sorted((REPO / "results/reference").glob("*/notebooks/*.html"))
+    if not pages:
+        pytest.skip("no shipped snapshot pages in this checkout")
+    delta_cells = 0
+    for page in pages:
+        html = re.sub(r"<style.*?</style>|<script.*?</script>", "", page.read_text(), flags=re.S)
+        assert "np.int64(" not in html and "np.float64(" not in html, page.name
+        for header, rows in _html_tables(html):
+            assert not any(cell == "None" for row in rows for cell in row), f"{page.name}: None"
+            for j in [j for j, h in enumerate(header) if "Δ%" in h]:
+                for row in rows:
+                    cell = row[j] if j < len(row) else ""
+                    delta_cells += 1
+                    assert re.fullmatch(r"[+−-]?\d+(\.\d{1,2})?|—|", cell), (page.name, header[j], cell)
+    assert delta_cells > 0  # the check saw the Δ% columns it is about

@@ -4,7 +4,7 @@
 
 rule ciess_search:
     input:
-        manifest=SPLIT_MANIFEST,
+        manifest=split_manifest(),
         split_files=split_files,
         peak="results/runs/{dataset}/{model}/full/dense/seed{seed}/entity_quality.npz",
     output:

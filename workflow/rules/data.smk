@@ -46,7 +46,7 @@ rule split_dataset:
         train="results/data/{dataset}/split/{dataset}.train.inter",
         valid="results/data/{dataset}/split/{dataset}.valid.inter",
         test="results/data/{dataset}/split/{dataset}.test.inter",
-        manifest=SPLIT_MANIFEST,
+        manifest=split_manifest(),
     log:
         "results/logs/split_dataset/{dataset}.log",
     conda:

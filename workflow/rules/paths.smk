@@ -3,13 +3,10 @@
 
 from ciess.labels import budget_label  # config budget (80 or "native") -> c80 or native
 
-SPLIT_MANIFEST = (
-    "results/data/{dataset}/split/manifest.json"  # a rule input: {dataset} wildcard
-)
 
-
-def split_manifest(dataset):
-    return SPLIT_MANIFEST.format(dataset=dataset)
+def split_manifest(dataset="{dataset}"):
+    """The split's manifest; without an argument, the pattern with the {dataset} wildcard."""
+    return f"results/data/{dataset}/split/manifest.json"
 
 
 def split_outputs(dataset):

@@ -3,7 +3,7 @@
 
 rule pretrain_full:
     input:
-        manifest=SPLIT_MANIFEST,
+        manifest=split_manifest(),
         split_files=split_files,
     output:
         metrics="results/runs/{dataset}/{model}/full/dense/seed{seed}/metrics.json",

@@ -261,3 +261,17 @@ def test_optemb_b_redraws_the_same_operation_then_repairs():
     got = optemb.Evolution.feasible(evo, lambda: calls.append(1) or np.full(10, 9))
     assert len(calls) == optemb.REDRAWS + 1 and evo.repairs == 1
     assert got.sum() <= evo.limit and got.min() >= 1
+
+
+def test_pep_model_weight_decay_shrinks_the_entries_under_the_thresholds(tmp_path):
+    """Decay on the model's own parameters (off by default) lets the same threshold schedule
+    prune more: the search reaches a budget in fewer steps than without it."""
+    split = random_split(n_users=60, n_items=50, per_user=16)
+    steps = {}
+    for decay in (0.0, 0.5):
+        ctx = _ctx(split, threshold_init=-6.0, s_lr=0.05, max_steps=2000, batch_size=128,
+                   model_lr=1e-3, model_weight_decay=decay)
+        ctx.init_state_path = tmp_path / f"init{decay}.pt"
+        mask = get_method("pep")(ctx, [90])[90]
+        steps[decay] = mask.meta["captured_step"]
+    assert steps[0.5] < steps[0.0]

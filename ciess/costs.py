@@ -4,7 +4,9 @@ Read from what every run already leaves in a results folder (a run's ``results/`
 snapshot): the retraining time is the metrics record's ``wall_time_s``; a baseline's search time
 is the span of its ``make_masks`` rule log (one search serves all its budgets); a CIESS search's
 time is the sum of its iterations' train, evaluate and RL seconds in ``search_log.csv``, plus the
-retraining of every candidate it sent to selection.
+retraining of every candidate it sent to selection. One search serves every budget of its method
+(and seed): each budget's row carries an equal share of it (``search_share_s``), so the shares
+add up to the search once, and ``cost_totals`` counts every search once.
 """
 from __future__ import annotations
 
@@ -63,6 +65,9 @@ def cost_table(root: str | Path) -> pd.DataFrame:
     cand = [candidates.get((r.dataset, r.model, r.seed, r.search)) if r.search else None
             for r in out.itertuples()]
     out["candidates_retrain_s"] = cand
+    sharing = out.groupby(["dataset", "model", "method", "seed"])["budget"].transform("size")
+    out["search_share_s"] = out["search_s"] / sharing
+    out["candidates_share_s"] = out["candidates_retrain_s"] / sharing
     return out
 
 
@@ -72,9 +77,29 @@ def cost_summary(costs: pd.DataFrame) -> pd.DataFrame:
         return costs
     g = costs.groupby(["dataset", "model", "method_label", "budget"], dropna=False)
     out = g.agg(seeds=("seed", "nunique"), params=("params", "mean"),
-                sparsity=("sparsity", "mean"), search_min=("search_s", "mean"),
-                candidates_retrain_min=("candidates_retrain_s", "mean"),
+                sparsity=("sparsity", "mean"), search_min=("search_share_s", "mean"),
+                candidates_retrain_min=("candidates_share_s", "mean"),
                 retrain_min=("retrain_s", "mean")).reset_index()
     for col in ("search_min", "candidates_retrain_min", "retrain_min"):
         out[col] = out[col] / 60
     return out
+
+
+def cost_totals(costs: pd.DataFrame) -> pd.DataFrame:
+    """Minutes per (dataset, model, method) over all its seeds and budgets, every search counted
+    once (the shares add up to it), and a last row for everything together."""
+    if costs.empty:
+        return costs
+    c = costs.fillna({"search_share_s": 0.0, "candidates_share_s": 0.0, "retrain_s": 0.0})
+    g = c.groupby(["dataset", "model", "method_label"], dropna=False)
+    out = g.agg(runs=("retrain_s", "size"), seeds=("seed", "nunique"),
+                search_min=("search_share_s", "sum"),
+                candidates_retrain_min=("candidates_share_s", "sum"),
+                retrain_min=("retrain_s", "sum")).reset_index()
+    for col in ("search_min", "candidates_retrain_min", "retrain_min"):
+        out[col] = out[col] / 60
+    out["total_min"] = out[["search_min", "candidates_retrain_min", "retrain_min"]].sum(axis=1)
+    total = {"dataset": "all", "model": "", "method_label": "everything",
+             **{k: out[k].sum() for k in ("runs", "search_min", "candidates_retrain_min",
+                                          "retrain_min", "total_min")}, "seeds": out["seeds"].max()}
+    return pd.concat([out, pd.DataFrame([total])], ignore_index=True)

@@ -358,3 +358,20 @@ def test_every_method_has_its_own_colour_and_ciess_is_not_pale():
     assert list(palette) == METHOD_ORDER and len(set(palette.values())) == len(METHOD_ORDER)
     r, g, b = to_rgb(palette["CIESS"])
     assert 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.5  # visible on white, unlike pale yellow
+
+
+def test_costs_count_each_search_once_and_add_up():
+    from ciess.costs import cost_summary, cost_table, cost_totals
+    costs = cost_table(REPO / "results/reference/ml-1m-lightgcn")
+    ciess = costs[costs["method_label"] == "CIESS"]
+    assert len(ciess) == 3 and ciess["search_s"].nunique() == 1  # one search serves 3 budgets
+    assert ciess["search_share_s"].sum() == pytest.approx(ciess["search_s"].iloc[0])
+    summary = cost_summary(costs)
+    totals = cost_totals(costs).set_index("method_label")
+    row = totals.loc["CIESS"]
+    assert row["search_min"] == pytest.approx(ciess["search_s"].iloc[0] / 60)
+    assert row["search_min"] == pytest.approx(
+        summary[summary["method_label"] == "CIESS"]["search_min"].sum())  # shares add up
+    assert totals.loc["everything", "total_min"] == pytest.approx(
+        totals.drop("everything")["total_min"].sum())
+    assert totals.loc["Full", "search_min"] == 0 and totals.loc["Full", "retrain_min"] > 0

@@ -375,3 +375,12 @@ def test_costs_count_each_search_once_and_add_up():
     assert totals.loc["everything", "total_min"] == pytest.approx(
         totals.drop("everything")["total_min"].sum())
     assert totals.loc["Full", "search_min"] == 0 and totals.loc["Full", "retrain_min"] > 0
+
+
+def test_table2_says_when_the_ablation_was_not_run(tmp_path):
+    snap = REPO / "results/reference/ml-1m-lightgcn/tables"
+    outputs = run_notebook("table2", tmp_path, table_csv=str(snap / "table2.csv"),
+                           provenance_csv=str(snap / "provenance.csv"), profile="reference")
+    text = "".join("".join(o.get("data", {}).get("text/markdown", "")) for o in outputs)
+    assert "Not run in this profile (reference):** the noise and walk ablation" in text
+    assert "G + walk only" in text

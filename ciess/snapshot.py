@@ -111,8 +111,11 @@ def machine() -> dict:
 
 def redactions(results: Path, extra: dict[str, str] | None = None) -> list[tuple[str, str]]:
     """Machine-specific path prefixes and the labels that replace them in copied text files:
-    the run folder, this repository, the data mirror, and any ``extra`` (longest first)."""
-    pairs = {str(results.parent): "<run>", str(REPO): "<repo>", **(extra or {})}
+    the run folder, this repository, the Python environment (a venv outside the repository
+    shows in warnings), the data mirror, and any ``extra`` (longest first)."""
+    pairs = {str(results.parent): "<run>", str(REPO): "<repo>",
+             str(Path(sys.prefix).resolve()): "<python env>", sys.prefix: "<python env>",
+             **(extra or {})}
     mirror = os.environ.get("CIESS_DATA_MIRROR")
     if mirror:
         pairs[str(Path(mirror).resolve())] = "<mirror>"

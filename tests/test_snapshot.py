@@ -3,6 +3,7 @@ beside the paper."""
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pandas as pd
@@ -67,7 +68,8 @@ def _results(tmp_path, es_size=6):
     log = results / "logs/retrain_masked/toy.log"
     log.parent.mkdir(parents=True)
     log.write_text("2026-01-01 10:00:00,000 INFO start\nnoise\n2026-01-01 10:02:30,000 INFO end\n"
-                   f"read {results}/data/toy/split/manifest.json with /opt/elsewhere/tool.py\n")
+                   f"read {results}/data/toy/split/manifest.json with /opt/elsewhere/tool.py\n"
+                   f"warning from {sys.prefix}/lib/x.py\n")
     return results
 
 
@@ -96,6 +98,7 @@ def test_snapshot_replaces_machine_specific_paths(tmp_path):
     log = (out / "logs/retrain_masked/toy.log").read_text()
     assert "read <run>/results/data/toy/split/manifest.json with <tools>/tool.py" in log
     assert str(tmp_path) not in log
+    assert "warning from <python env>/lib/x.py" in log and sys.prefix not in log
 
 
 @pytest.mark.parametrize("fault,match", [

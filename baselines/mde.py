@@ -27,12 +27,6 @@ from ciess.train import initial_model, resolve_device, train_model
 DEFAULTS = {"alphas": [0.1, 0.2, 0.3, 0.5]}
 
 
-def popularity(split) -> tuple[np.ndarray, np.ndarray]:
-    """Training interactions per user and per item."""
-    train = split.train.tocsr()
-    return np.diff(train.indptr).astype(np.int64), np.bincount(train.indices, minlength=split.n_items)
-
-
 def power_sizes(freq: np.ndarray, alpha: float, budget: int, d_max: int = D_MAX) -> np.ndarray:
     """Integer sizes in [1, d_max] proportional to max(freq, 1)^alpha, with sum(sizes) <= budget
     and as close to it as the size range allows (the budget counts one table; callers divide
@@ -69,9 +63,9 @@ def power_sizes(freq: np.ndarray, alpha: float, budget: int, d_max: int = D_MAX)
 
 def mde_mask(split, target_pct: int, alpha: float, n_tables: int, meta: dict):
     """The MDE mask of one budget and one alpha."""
-    fu, fi = popularity(split)
+    pop = split.popularity()
     per_table = budget_params(target_pct, split.n_users, split.n_items, n_tables) // n_tables
-    sizes = power_sizes(np.concatenate([fu, fi]), alpha, per_table)
+    sizes = power_sizes(np.concatenate([pop["user"], pop["item"]]), alpha, per_table)
     return sizes_mask(sizes[:split.n_users], sizes[split.n_users:], **meta)
 
 

@@ -42,12 +42,6 @@ VARIANTS = ("as_is", "popularity", "shuffled")
 REPORTED = ("avg", "recall@20", "ndcg@20")
 
 
-def popularity(split: SplitData) -> dict[str, np.ndarray]:
-    train = split.train.tocsr()
-    return {"user": np.diff(train.indptr),
-            "item": np.bincount(train.indices, minlength=split.n_items)}
-
-
 def rearranged(mask: Mask, variant: str, split: SplitData, seed: int) -> Mask:
     """The mask itself, or its sizes (per side) re-assigned by popularity or at random."""
     if variant == "as_is":
@@ -56,7 +50,7 @@ def rearranged(mask: Mask, variant: str, split: SplitData, seed: int) -> Mask:
         raise ValueError(f"variant {variant!r} needs a sizes mask, got {mask.kind}")
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    pop, rng = popularity(split), np.random.default_rng(seed)
+    pop, rng = split.popularity(), np.random.default_rng(seed)
     out = {}
     for side, sizes in (("user", mask.user), ("item", mask.item)):
         ordered = np.sort(sizes.astype(np.int64))[::-1]  # largest first

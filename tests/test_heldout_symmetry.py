@@ -18,7 +18,7 @@ def test_popularity_variant_gives_the_largest_sizes_to_the_most_frequent_entitie
     split = random_split(n_users=50, n_items=40, per_user=10, seed=1)
     rng = np.random.default_rng(0)
     mask = sizes_mask(rng.integers(1, 40, 50), rng.integers(1, 40, 40))
-    pop = hs.popularity(split)
+    pop = split.popularity()
     for variant in ("popularity", "shuffled"):
         new = hs.rearranged(mask, variant, split, seed=0)
         for side in ("user", "item"):

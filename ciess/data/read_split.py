@@ -29,6 +29,12 @@ class SplitData:
     def n_train(self) -> int:
         return int(self.train.nnz)
 
+    def popularity(self) -> dict[str, np.ndarray]:
+        """Training interactions per user and per item."""
+        train = self.train.tocsr()
+        return {"user": np.diff(train.indptr).astype(np.int64),
+                "item": np.bincount(train.indices, minlength=self.n_items).astype(np.int64)}
+
     def batches_per_epoch(self, batch_size: int) -> int:
         return -(-self.n_train // batch_size)
 

@@ -17,11 +17,10 @@ import numpy as np
 import torch
 
 from ciess.data.read_split import load_split
-from ciess.search.env import SizeSearchEnv
-from ciess.train import TrainSettings
+from pathlib import Path
 
-REFERENCE_TRAIN = TrainSettings(batch_size=10000, sampler="user_uniform", eval_every=100,
-                                patience=5, max_batches=4000, eval_batch_users=2048)
+from ciess.heldout_symmetry import train_settings
+from ciess.search.env import SizeSearchEnv
 
 
 def main(argv=None) -> int:
@@ -31,13 +30,16 @@ def main(argv=None) -> int:
     p.add_argument("masks", help="a search's masks.npz")
     p.add_argument("--rows", type=int, nargs="+", default=[0, 144])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--profile", type=Path, default=Path("config/reference.yaml"),
+                   help="the profile whose train: block the search's iterations use")
     args = p.parse_args(argv)
     split = load_split(args.manifest)
     with np.load(args.masks) as m:
         masks = [(int(m["episode"][r]), int(m["iteration"][r]), m["user_sizes"][r],
                   m["item_sizes"][r]) for r in args.rows]
     env = SizeSearchEnv(split, "lightgcn", np.ones(split.n_users), np.ones(split.n_items),
-                        "epochs", 5, REFERENCE_TRAIN, {}, 0)
+                        "epochs", 5, train_settings(args.profile, Path("config/quick.yaml")),
+                        {}, 0)
     mean = {}
     for threads in args.threads:
         torch.set_num_threads(threads)

@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from baselines import MethodContext, register
-from ciess.masks import D_MAX, budget_params, sizes_mask
+from ciess.masks import D_MAX, budget_params, proportional_sizes, sizes_mask
 from ciess.train import initial_model, resolve_device, train_model
 
 DEFAULTS = {"alphas": [0.1, 0.2, 0.3, 0.5]}
@@ -31,34 +31,10 @@ def power_sizes(freq: np.ndarray, alpha: float, budget: int, d_max: int = D_MAX)
     """Integer sizes in [1, d_max] proportional to max(freq, 1)^alpha, with sum(sizes) <= budget
     and as close to it as the size range allows (the budget counts one table; callers divide
     the parameter budget by the number of tables)."""
-    n = len(freq)
     if not 0.0 <= alpha <= 4.0:
         raise ValueError(f"mde: alpha must lie in [0, 4], got {alpha}")
-    if budget < n:
-        raise ValueError(f"mde: budget {budget} leaves less than one dimension per entity ({n})")
-    if budget >= n * d_max:
-        return np.full(n, d_max, dtype=np.int64)
     weight = np.maximum(np.asarray(freq, dtype=np.float64), 1.0) ** alpha
-
-    def floored(lam: float) -> np.ndarray:
-        return np.clip(np.floor(lam * weight), 1, d_max).astype(np.int64)
-
-    lo, hi = 0.0, d_max / weight.min()  # floored(lo).sum() <= budget, floored(hi) is all d_max
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        if floored(mid).sum() <= budget:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-12 * hi:
-            break
-    sizes = floored(lo)
-    slack = int(budget - sizes.sum())
-    if slack > 0:  # the largest rounding remainders among entities that can still grow
-        remainder = np.where(sizes < d_max, lo * weight - sizes, -np.inf)
-        order = np.argsort(-remainder, kind="stable")[:slack]
-        sizes[order[np.isfinite(remainder[order])]] += 1
-    return sizes
+    return proportional_sizes(weight, budget, d_max, who="mde")
 
 
 def mde_mask(split, target_pct: int, alpha: float, n_tables: int, meta: dict):

@@ -7,8 +7,9 @@ below existed). Every metrics JSON also carries the parsed fields themselves (``
 
 * budget: ``c<pct>`` (target sparsity pct %, any integer 1-99), ``native`` (the method reports
   its own sparsity), ``cand`` (a CIESS candidate's retraining: not a result), ``dense`` (Full);
-* search: ``<noise>-<rw|norw>-lam<λ>`` with noise code g (Gaussian), u (uniform), ou
-  (Ornstein-Uhlenbeck), none;
+* search: ``<noise>-<rw|norw>-lam<λ>[-<recipe>]`` with noise code g (Gaussian), u (uniform), ou
+  (Ornstein-Uhlenbeck), none, and the name of a search recipe (``ciess.recipes``: lower-case
+  letters and underscores, no digits) when the search is not the profile's default recipe;
 * pool: ``all`` or ``ep<a>-<b>`` (the candidates of episodes a..b, Figure 5);
 * CIESS method: ``ciess-<search>`` or ``ciess-<search>-<pool>``.
 """
@@ -22,7 +23,8 @@ NOISE_NAME = {code: noise for noise, code in NOISE_CODE.items()}
 NOISE_TABLE_LABEL = {"gaussian": "G", "uniform": "U", "ou": "OU", "none": "none"}
 
 BUDGET_PATTERN = r"c\d+|native|cand"
-SEARCH_PATTERN = rf"({'|'.join(NOISE_CODE.values())})-(rw|norw)-lam([0-9.]+)"
+RECIPE_PATTERN = r"[a-z][a-z_]*"
+SEARCH_PATTERN = rf"({'|'.join(NOISE_CODE.values())})-(rw|norw)-lam([0-9.]+)(?:-({RECIPE_PATTERN}))?"
 POOL_PATTERN = r"all|ep\d+-\d+"
 CIESS_METHOD_RE = re.compile(rf"^ciess-(?P<search>{SEARCH_PATTERN})(?:-(?P<pool>ep\d+-\d+))?$")
 
@@ -53,11 +55,13 @@ def target_sparsity(label: str) -> float | None:
 
 @dataclass(frozen=True)
 class Search:
-    """One CIESS search variant: exploration noise, random walk on or off, reward weight λ."""
+    """One CIESS search variant: exploration noise, random walk on or off, reward weight λ, and
+    the recipe (``ciess.recipes``) whose settings override the profile's (None: the default)."""
 
     noise: str  # gaussian | uniform | ou | none
     random_walk: bool
     lam: float
+    recipe: str | None = None
 
     @property
     def label(self) -> str:
@@ -66,15 +70,20 @@ class Search:
         if not re.fullmatch(r"[0-9.]+", lam):
             raise ValueError(f"λ = {self.lam} has no plain decimal label ({lam}); use a value "
                              "written with digits and a point, >= 0.0001")
-        return f"{NOISE_CODE[self.noise]}-{'rw' if self.random_walk else 'norw'}-lam{lam}"
+        if self.recipe is not None and not re.fullmatch(RECIPE_PATTERN, self.recipe):
+            raise ValueError(f"recipe name '{self.recipe}' must be lower-case letters and "
+                             "underscores (no digits: they would read as an episode pool)")
+        base = f"{NOISE_CODE[self.noise]}-{'rw' if self.random_walk else 'norw'}-lam{lam}"
+        return base if self.recipe is None else f"{base}-{self.recipe}"
 
     @classmethod
     def parse(cls, label: str) -> Search:
         m = re.fullmatch(SEARCH_PATTERN, label)
         if not m:
-            raise ValueError(f"not a CIESS search label: '{label}' (expected <noise>-<rw|norw>-lam<λ>)")
-        code, walk, lam = m.groups()
-        return cls(NOISE_NAME[code], walk == "rw", float(lam))
+            raise ValueError(f"not a CIESS search label: '{label}' "
+                             "(expected <noise>-<rw|norw>-lam<λ>[-<recipe>])")
+        code, walk, lam, recipe = m.groups()
+        return cls(NOISE_NAME[code], walk == "rw", float(lam), recipe)
 
 
 def pool_label(first: int, last: int) -> str:
@@ -100,10 +109,11 @@ def ciess_variant(search: Search, pool: str = "all") -> dict:
     """The fields a CIESS result carries in its metrics JSON (``variant``) and in the tables."""
     episodes = pool_episodes(pool)
     return {"noise": NOISE_TABLE_LABEL[search.noise], "random_walk": search.random_walk,
-            "lambda": float(search.lam),
+            "lambda": float(search.lam), "recipe": search.recipe or DEFAULT_RECIPE,
             "episodes": "all" if episodes is None else f"{episodes[0]}-{episodes[1]}"}
 
 
+DEFAULT_RECIPE = "default"  # a search run with the profile's own ciess: settings
 FULL = "full"  # the dense model every budget is measured against
 # How tables and figures order the method labels (the paper's Table 1 order, then this suite's
 # additions before CIESS, the method under study, last).

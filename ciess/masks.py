@@ -254,6 +254,43 @@ def load_mask(path: str | Path, n_users: int | None = None, n_items: int | None 
     return mask
 
 
+def proportional_sizes(weight: np.ndarray, budget: int, d_max: int = D_MAX,
+                       who: str = "sizes") -> np.ndarray:
+    """Integer sizes in [1, d_max] proportional to ``weight`` (> 0) with sum(sizes) <= budget,
+    as close to it as the size range allows: the largest factor λ whose floored sizes
+    clip(floor(λ·w), 1, d_max) fit, then one more dimension each for the entities with the
+    largest rounding remainders. The budget counts one table (callers divide by n_tables).
+    MDE's popularity-power sizes and the budget-held CIESS search (docs/ciess.md §18) use it."""
+    weight = np.asarray(weight, dtype=np.float64)
+    n = len(weight)
+    if n == 0 or not np.all(weight > 0):
+        raise ValueError(f"{who}: weights must be positive, one per entity")
+    if budget < n:
+        raise ValueError(f"{who}: budget {budget} leaves less than one dimension per entity ({n})")
+    if budget >= n * d_max:
+        return np.full(n, d_max, dtype=np.int64)
+
+    def floored(lam: float) -> np.ndarray:
+        return np.clip(np.floor(lam * weight), 1, d_max).astype(np.int64)
+
+    lo, hi = 0.0, d_max / weight.min()  # floored(lo).sum() <= budget, floored(hi) is all d_max
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if floored(mid).sum() <= budget:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-12 * hi:
+            break
+    sizes = floored(lo)
+    slack = int(budget - sizes.sum())
+    if slack > 0:  # the largest rounding remainders among entities that can still grow
+        remainder = np.where(sizes < d_max, lo * weight - sizes, -np.inf)
+        order = np.argsort(-remainder, kind="stable")[:slack]
+        sizes[order[np.isfinite(remainder[order])]] += 1
+    return sizes
+
+
 def repair_to_budget(sizes: np.ndarray, budget: int, rng: np.random.Generator,
                      per_size: int = 1) -> np.ndarray:
     """Decrement random distinct entities with size > 1 until sum(sizes) * per_size <= budget

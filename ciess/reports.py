@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 
 from ciess.evaluate import METRICS
-from ciess.labels import budget_label, target_sparsity
+from ciess.labels import DEFAULT_RECIPE, budget_label, target_sparsity
 from ciess.records import RecordError, read_record
 
 TABLE_METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
-VARIANT_KEYS = ("noise", "random_walk", "lambda", "episodes")
+VARIANT_KEYS = ("recipe", "noise", "random_walk", "lambda", "episodes")
 
 
 class RecordTooOld(ValueError):
@@ -31,6 +31,8 @@ def run_columns(rec: dict, path) -> dict:
                            "their method); run `python -m ciess.migrate_records <results folder>` "
                            "once")
     variant = rec.get("variant") or {}
+    if variant and "recipe" not in variant:  # a CIESS record written before recipes existed
+        variant = {**variant, "recipe": DEFAULT_RECIPE}
     return {"method_label": rec["method_label"], **{k: variant.get(k) for k in VARIANT_KEYS}}
 
 
@@ -153,18 +155,35 @@ def summarise(results: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def table1_rows(results: pd.DataFrame, default_lambda: dict) -> pd.DataFrame:
-    """Table 1: Full, the baselines and the default CIESS (G + random walk, default lambda)."""
+    """Table 1: Full, the baselines and the default CIESS (G + random walk, default lambda,
+    default recipe)."""
     ok = results[results["status"] == "ok"]
-    is_default_ciess = ((ok["method_label"] == "CIESS") & (ok["noise"] == "G")
+    is_default_ciess = ((ok["method_label"] == "CIESS") & (ok["recipe"] == DEFAULT_RECIPE)
+                        & (ok["noise"] == "G")
                         & (ok["random_walk"] == True) & (ok["episodes"] == "all")  # noqa: E712
                         & (ok["lambda"] == ok["dataset"].map(default_lambda)))
     return ok[(ok["method_label"] != "CIESS") | is_default_ciess]
 
 
 def table2_rows(results: pd.DataFrame, default_lambda: dict) -> pd.DataFrame:
-    """Table 2: CIESS noise / random-walk variants at the default lambda, all episodes."""
-    ok = results[(results["status"] == "ok") & (results["method_label"] == "CIESS")]
+    """Table 2: CIESS noise / random-walk variants at the default lambda and recipe, all
+    episodes."""
+    ok = results[(results["status"] == "ok") & (results["method_label"] == "CIESS")
+                 & (results["recipe"] == DEFAULT_RECIPE)]
     return ok[(ok["episodes"] == "all") & (ok["lambda"] == ok["dataset"].map(default_lambda))]
+
+
+def recipe_rows(results: pd.DataFrame) -> pd.DataFrame:
+    """The recipes table (docs/ciess.md §18): every CIESS recipe's search (all episodes) beside
+    the baselines that set its bar (ES, MR, MDE) at the same budgets."""
+    ok = results[results["status"] == "ok"]
+    ciess = ok[(ok["method_label"] == "CIESS") & (ok["episodes"] == "all")
+               & (ok["noise"] == "G") & (ok["random_walk"] == True)]  # noqa: E712
+    if ciess["recipe"].nunique() < 2:
+        return ciess.iloc[0:0]
+    bars = ok[ok["method_label"].isin(["ES", "MR", "MDE"])
+              & ok["budget"].isin(set(ciess["budget"]))]
+    return pd.concat([bars, ciess])
 
 
 def paper_cells(paper: pd.DataFrame, table: str) -> pd.DataFrame:

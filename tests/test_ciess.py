@@ -9,7 +9,8 @@ import torch
 from ciess.search.agent import TD3Agent, TD3Settings, normalise_size, soft_update, to_size
 from ciess.search.env import encode_popularity, encode_size, quality_ratio, reward
 from ciess.search.noise import Noise
-from ciess.search.search import SearchNoise, SearchSettings, select_sizes
+from ciess.masks import budget_params, sizes_mask, sparsity
+from ciess.search.search import SearchNoise, SearchSettings, hold_to_budget, select_sizes
 from ciess.search.selection import BudgetNotReached, episode_intervals, top_candidates
 from ciess.search.walk import SizeGraph
 
@@ -194,6 +195,27 @@ def test_shared_scope_adds_one_scalar_to_users_and_items_after_the_argmax():
     entity = SearchNoise(SearchSettings(), {"user": 40, "item": 30}, rng)
     entity.next_iteration()
     assert entity.sample("user").shape == (40,) and entity.sample("item").shape == (30,)
+
+
+# ------------------------------------------------------------------------------ budget hold
+def test_hold_to_budget_meets_the_target_exactly_and_keeps_the_order_of_sizes():
+    rng = np.random.default_rng(5)
+    users, items = rng.integers(1, 129, 300), rng.integers(1, 129, 200)
+    for target in (80, 90, 95):
+        u, i = hold_to_budget(users, items, target, n_tables=2)
+        params = 2 * (u.sum() + i.sum())
+        assert budget_params(target, 300, 200, 2) - 2 <= params <= budget_params(target, 300, 200, 2)
+        assert sparsity(params, 300, 200, 2) >= target / 100
+        both, held = np.concatenate([users, items]), np.concatenate([u, i])
+        bigger = both[:, None] > both[None, :]
+        assert not (bigger & (held[:, None] < held[None, :] - 1)).any()  # order kept (±rounding)
+        assert held.min() >= 1 and held.max() <= 128
+
+
+def test_held_budget_cycles_through_the_selection_budgets_by_episode():
+    cfg = SearchSettings(held_budgets=(80, 90, 95))
+    assert [cfg.held_budget(e) for e in range(1, 8)] == [80, 90, 95, 80, 90, 95, 80]
+    assert SearchSettings().held_budget(3) is None
 
 
 # ------------------------------------------------------------------------------ reward, state

@@ -90,6 +90,21 @@ def test_a_ciess_search_runs_on_the_device(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_a_budget_held_search_executes_masks_at_its_budgets(device):
+    split = random_split()
+    env = SizeSearchEnv(split, "lightgcn", np.full(split.n_users, 0.5),
+                        np.full(split.n_items, 0.5), "batches", 1,
+                        TrainSettings(**TRAIN, device=device), {}, 0)
+    settings = SearchSettings(episodes=3, iterations=1, held_budgets=(80, 90, 95),
+                              td3=TD3Settings(hidden=16, batch_size=32))
+    with _guarded(device) as guard:
+        out = run_search(env, settings, 0, {})
+    assert out.log["held_budget"].tolist() == [80, 90, 95] and guard.violations == []
+    for target, sp in zip((80, 90, 95), out.log["sparsity"]):
+        assert target / 100 <= sp < target / 100 + 0.01
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("model", ["lightgcn", "ngcf", "neumf"])
 def test_retraining_runs_on_the_device(model, device):
     split = random_split()

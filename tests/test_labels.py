@@ -41,7 +41,8 @@ def test_method_names_describe_their_runs():
         labels.pool_episodes("ep7")
     d = labels.describe_run("ciess-ou-norw-lam0.2-ep7-12", "c90", baseline)
     assert d == {"method_label": "CIESS", "search": "ciess-ou-norw-lam0.2",
-                 "variant": {"noise": "OU", "random_walk": False, "lambda": 0.2, "episodes": "7-12"}}
+                 "variant": {"noise": "OU", "random_walk": False, "lambda": 0.2,
+                             "recipe": "default", "episodes": "7-12"}}
     cand = labels.describe_run(labels.candidate_method("g-rw-lam0.4", 3, 5), "cand", baseline)
     assert cand["method_label"] == "CIESS candidate" and cand["search"] == "ciess-g-rw-lam0.4"
     assert labels.describe_run("esapn", "c90", baseline)["method_label"] == "ESAPN-B"
@@ -49,3 +50,40 @@ def test_method_names_describe_their_runs():
     assert labels.describe_run("mr", "c90", baseline) == {"method_label": "MR", "variant": None,
                                                           "search": None}
     assert labels.describe_run("full", "dense", baseline)["method_label"] == "Full"
+
+
+# ------------------------------------------------------------------------------ recipes
+def test_a_recipe_name_rides_on_the_search_label_and_parses_back():
+    from ciess.labels import CANDIDATE_RE, CIESS_METHOD_RE, Search, describe_run
+
+    held = Search("gaussian", True, 0.4, "held")
+    assert held.label == "g-rw-lam0.4-held" and Search.parse(held.label) == held
+    assert Search.parse("g-rw-lam0.4").recipe is None
+    m = CIESS_METHOD_RE.match("ciess-g-rw-lam0.01-code_noise-ep1-5")
+    assert m["search"] == "g-rw-lam0.01-code_noise" and m["pool"] == "ep1-5"
+    assert CIESS_METHOD_RE.match("ciess-g-rw-lam0.4-ep1-5")["search"] == "g-rw-lam0.4"
+    assert CANDIDATE_RE.match("ciess-g-rw-lam0.4-held-e4i9")["search"] == "g-rw-lam0.4-held"
+    assert describe_run("ciess-g-rw-lam0.4-held", "c80", None)["variant"]["recipe"] == "held"
+    assert describe_run("ciess-g-rw-lam0.4", "c80", None)["variant"]["recipe"] == "default"
+    with pytest.raises(ValueError, match="no digits"):
+        Search("gaussian", True, 0.4, "v2").label
+
+
+def test_a_recipe_overrides_only_the_keys_it_names():
+    from ciess.search.recipes import recipe_config, recipe_lambda
+
+    ciess = {"lambda": {"ml-1m": 0.4, "yelp2018": 0.2}, "reward": {"quality": "ratio",
+             "memory": "size_squared"}, "noise_scope": "entity", "hold_budget": False,
+             "recipes": {"code": {"lambda": {"ml-1m": 0.01}, "reward": {"quality": "raw"},
+                                  "noise_scope": "shared"},
+                         "bad": {"episodes": 3}}}
+    code = recipe_config(ciess, "code")
+    assert code["reward"] == {"quality": "raw", "memory": "size_squared"}
+    assert code["noise_scope"] == "shared" and code["hold_budget"] is False
+    assert recipe_lambda(ciess, "code", "ml-1m") == 0.01
+    assert recipe_lambda(ciess, "code", "yelp2018") == 0.2  # keys it does not name stay
+    assert recipe_config(ciess, None) is ciess and ciess["reward"]["quality"] == "ratio"
+    with pytest.raises(ValueError, match="no recipe 'nope'"):
+        recipe_config(ciess, "nope")
+    with pytest.raises(ValueError, match=r"\['episodes'\] cannot be set by a recipe"):
+        recipe_config(ciess, "bad")

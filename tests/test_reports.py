@@ -56,7 +56,7 @@ def test_migration_adds_the_fields_to_old_records(tmp_path):
     ciess = json.loads((tmp_path / "ciess-ou-norw-lam0.2-ep7-12/metrics.json").read_text())
     assert ciess["method_label"] == "CIESS" and ciess["search"] == "ciess-ou-norw-lam0.2"
     assert ciess["variant"] == {"noise": "OU", "random_walk": False, "lambda": 0.2,
-                                "episodes": "7-12"}
+                                "recipe": "default", "episodes": "7-12"}
     assert json.loads((tmp_path / "esapn/metrics.json").read_text())["method_label"] == "ESAPN-B"
     assert json.loads((tmp_path / "full/metrics.json").read_text())["method_label"] == "Full"
 

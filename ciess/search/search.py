@@ -12,7 +12,7 @@ import torch
 
 from ciess.evaluate import METRICS
 from ciess.labels import Search
-from ciess.masks import D_MAX
+from ciess.masks import D_MAX, budget_params, proportional_sizes
 from ciess.search.agent import TD3Agent, TD3Settings
 from ciess.search.env import SizeSearchEnv, quality_ratio, reward
 from ciess.search.noise import Noise
@@ -35,6 +35,7 @@ class SearchSettings:
     walk_threshold: int = 5
     walk_steps: int = 5
     init_quality: float = 1.0  # quality at an episode start: 1.0 (paper) | 0.5 (code: encoded 0)
+    held_budgets: tuple = ()  # () = execute the chosen sizes (paper); else §18's budget hold
     noise_params: dict = field(default_factory=dict)  # sigma, uniform_range, ou_* overrides
     td3: TD3Settings = field(default_factory=TD3Settings)
 
@@ -48,7 +49,14 @@ class SearchSettings:
             noise_position=ciess["noise_position"], random_walk=search.random_walk,
             walk_threshold=ciess["walk"]["threshold"], walk_steps=ciess["walk"]["steps"],
             init_quality=ciess["init_quality"], noise_params=ciess["noise_params"],
+            held_budgets=tuple(ciess["selection"]["budgets"]) if ciess["hold_budget"] else (),
             td3=TD3Settings(**ciess["td3"]))
+
+    def held_budget(self, episode: int) -> int | None:
+        """The target sparsity an episode holds (§18): the budgets in turn, or None."""
+        if not self.held_budgets:
+            return None
+        return int(self.held_budgets[(episode - 1) % len(self.held_budgets)])
 
 
 def select_sizes(agent: TD3Agent, state: np.ndarray, eps: np.ndarray | float, graph: SizeGraph,
@@ -66,6 +74,17 @@ def select_sizes(agent: TD3Agent, state: np.ndarray, eps: np.ndarray | float, gr
         chosen = agent.best_candidate(state, graph.walk(policy, cfg.walk_steps, rng))
         return np.clip(np.rint(chosen + eps), 1, D_MAX).astype(np.int64), policy
     raise ValueError(f"noise_position must be before_walk or after_argmax, got {cfg.noise_position!r}")
+
+
+def hold_to_budget(user_sizes: np.ndarray, item_sizes: np.ndarray, target_pct: int,
+                   n_tables: int) -> tuple[np.ndarray, np.ndarray]:
+    """The chosen sizes rescaled by one common factor to meet ``target_pct`` exactly (§18):
+    the agents decide the relative allocation, the budget decides the total."""
+    nu = len(user_sizes)
+    per_table = budget_params(target_pct, nu, len(item_sizes), n_tables) // n_tables
+    sizes = proportional_sizes(np.concatenate([user_sizes, item_sizes]), per_table,
+                               who="hold_budget")
+    return sizes[:nu], sizes[nu:]
 
 
 class SearchNoise:
@@ -124,6 +143,9 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict)
     graph = SizeGraph(D_MAX, cfg.walk_threshold)
     peak = {"user": env.peak_user, "item": env.peak_item}
     q0 = float(cfg.init_quality)
+    if cfg.held_budgets and env.gmf_dense:
+        raise NotImplementedError("ciess.hold_budget is not implemented for NeuMF with "
+                                  "mask_gmf: false (its GMF tables count dense at the widest size)")
     rows, all_u, all_i = [], [], []
     for episode in range(1, cfg.episodes + 1):
         sizes = {"user": np.full(nu, D_MAX), "item": np.full(ni, D_MAX)}
@@ -135,6 +157,10 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict)
             picked = {w: select_sizes(agents[w], state[w], noise.sample(w), graph, cfg, rng)
                       for w in agents}
             chosen = {w: sizes for w, (sizes, _) in picked.items()}
+            held = cfg.held_budget(episode)
+            if held is not None:
+                chosen["user"], chosen["item"] = hold_to_budget(chosen["user"], chosen["item"],
+                                                                held, env.n_tables)
             t_select = time.perf_counter() - t0
             step = env.step(chosen["user"], chosen["item"], episode, iteration)
             evals = {"user": step.user_eval, "item": step.item_eval}
@@ -155,6 +181,7 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict)
             all_u.append(chosen["user"].astype(np.uint8))
             all_i.append(chosen["item"].astype(np.uint8))
             row = {**labels, "episode": episode, "iteration": iteration,
+                   "held_budget": held if held is not None else np.nan,
                    "mean_reward_user": float(rewards["user"].mean()),
                    "mean_reward_item": float(rewards["item"].mean()),
                    "mean_action_user": float(chosen["user"].mean()),

@@ -1,5 +1,5 @@
 # CIESS: search -> top-l candidates per budget -> common retraining -> validation selection.
-# Search labels: {noise code}-{rw|norw}-lam{lambda}, e.g. g-rw-lam0.4 (ciess/labels.py).
+# Search labels: {noise code}-{rw|norw}-lam{lambda}[-{recipe}], e.g. g-rw-lam0.4 (ciess/labels.py).
 
 
 rule ciess_search:
@@ -18,7 +18,7 @@ rule ciess_search:
     resources:
         **config["resources"]["search"],
     params:
-        ciess=config["ciess"],
+        ciess=search_config,
         train=train_params,
         model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
     script:

@@ -1,12 +1,18 @@
 # CIESS study design (Table 1, Table 2, Figures 3-5) and the size-response diagnostic.
 # Labels (budgets, search variants, pools) come from ciess.labels: one grammar for paths.
 from ciess.labels import Search, candidate_method, ciess_method, pool_label
+from ciess.search.recipes import recipe_config, recipe_lambda
 from ciess.search.selection import episode_intervals
 
 
-def search_label(noise, random_walk, lam):
+def search_label(noise, random_walk, lam, recipe=None):
     """(gaussian, True, 0.4) -> g-rw-lam0.4: the CIESS variant in every path."""
-    return Search(noise, random_walk, lam).label
+    return Search(noise, random_walk, lam, recipe).label
+
+
+def search_config(wildcards):
+    """The `ciess:` block one search runs with: the profile's, under its recipe (if any)."""
+    return recipe_config(config["ciess"], Search.parse(wildcards.search).recipe)
 
 
 def ciess_seeds():
@@ -33,6 +39,12 @@ def ciess_searches():
         for model in studies["lambda_models"]:
             for grid_lam in studies["lambda_grid"][dataset]:
                 out.append((dataset, model, search_label("gaussian", True, grid_lam)))
+        for model in studies.get("recipe_models", []):
+            for recipe in config["ciess"].get("recipes") or {}:
+                recipe_lam = recipe_lambda(config["ciess"], recipe, dataset)
+                out.append(
+                    (dataset, model, search_label("gaussian", True, recipe_lam, recipe))
+                )
     return [s for s in dict.fromkeys(out) if s[1] in config["models"]]
 
 

@@ -1,7 +1,7 @@
 """Rule ciess_search: one CIESS search (episodes x iterations) -> search_log.csv + masks.npz."""
 from ciess.io import load_npz
 from ciess.jobs import start_job
-from ciess.labels import Search
+from ciess.labels import DEFAULT_RECIPE, Search
 from ciess.search.env import SizeSearchEnv
 from ciess.search.search import SearchSettings, run_search, write_search
 from ciess.data.read_split import load_split
@@ -21,7 +21,8 @@ settings = SearchSettings.from_config(ciess, search)
 log.info("CIESS search %s/%s seed %s: %s; %d batches per iteration", split.name, wc.model,
          wc.seed, settings, env.batches)
 labels = {"dataset": split.name, "model": wc.model, "seed": int(wc.seed), "lambda": search.lam,
-          "noise": search.noise, "random_walk": search.random_walk,
+          "recipe": search.recipe or DEFAULT_RECIPE, "noise": search.noise,
+          "random_walk": search.random_walk, "hold_budget": ciess["hold_budget"],
           "budget_unit": ciess["budget"]["unit"], "budget_value": ciess["budget"]["value"],
           "reward_quality": ciess["reward"]["quality"], "reward_memory": ciess["reward"]["memory"]}
 write_search(run_search(env, settings, int(wc.seed), labels), sm.output.log_csv,

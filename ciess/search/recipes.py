@@ -1,0 +1,43 @@
+"""CIESS search recipes (docs/ciess.md §18): named sets of search settings that override the
+profile's `ciess:` block for one search, so that the paper's setting, the authors' code's
+choices and the suite's own variants run side by side and land in separate folders
+(``ciess-g-rw-lam0.01-code``). A recipe may set the keys in RECIPE_KEYS; mappings (``lambda``,
+``reward``) replace the profile's keys they name and keep the others."""
+from __future__ import annotations
+
+import copy
+
+RECIPE_KEYS = ("lambda", "reward", "noise_scope", "noise_position", "hold_budget", "init_quality")
+
+
+def recipe_overrides(ciess: dict, recipe: str) -> dict:
+    recipes = ciess.get("recipes") or {}
+    if recipe not in recipes:
+        raise ValueError(f"config ciess.recipes has no recipe '{recipe}' "
+                         f"(known: {sorted(recipes) or 'none'})")
+    unknown = sorted(set(recipes[recipe]) - set(RECIPE_KEYS))
+    if unknown:
+        raise ValueError(f"config ciess.recipes.{recipe}: {unknown} cannot be set by a recipe "
+                         f"(allowed: {list(RECIPE_KEYS)})")
+    return recipes[recipe]
+
+
+def recipe_config(ciess: dict, recipe: str | None) -> dict:
+    """The `ciess:` block a search of ``recipe`` runs with (None: the profile's own)."""
+    if recipe is None:
+        return ciess
+    out = copy.deepcopy(ciess)
+    for key, value in recipe_overrides(ciess, recipe).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def recipe_lambda(ciess: dict, recipe: str | None, dataset: str) -> float:
+    """λ of a recipe's search on ``dataset``: the recipe's own, else the profile's."""
+    lam = recipe_config(ciess, recipe)["lambda"]
+    if dataset not in lam:
+        raise ValueError(f"config ciess.lambda has no value for dataset '{dataset}'")
+    return float(lam[dataset])

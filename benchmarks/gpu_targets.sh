@@ -16,9 +16,10 @@
 #                requirements/, then `tar czf .gpu/site.tgz site`
 #   results.tgz  results to start from (the split, finished searches with the Full run they
 #                read), packed with `tar czf` so that modification times survive the copy
-# Only the training, mask and CIESS selection rules may run (--allowed-rules: every rule but the
-# data preparation, the search, the diagnostics and the reports): a job that would redo a carried
-# search or the split fails instead of spending the lease.
+# The data preparation, the diagnostics and the reports may not run (--allowed-rules): a job that
+# would redo the carried split fails instead of spending the lease. TIMINGS=0 skips the unit
+# costs; SNAKEMAKE_ARGS adds arguments (e.g. "--resources gpu=3" to cap the training jobs that
+# share the GPU with the searches when the overlay gives training jobs gpu: 1 and searches 0).
 # Steps: LightGCN's unit costs alone on the machine (benchmarks/device_timings.py), the CUDA
 # tests (in the background), the targets
 # (Snakemake, --keep-going, stopped with SIGINT at the deadline so that no half-written output
@@ -54,11 +55,13 @@ if [ -f .gpu/results.tgz ]; then tar xzf .gpu/results.tgz; log "unpacked .gpu/re
 nvidia-smi > "$LOGS/nvidia-smi.txt" 2>&1
 "$PY" -c "import torch, snakemake; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '-', 'snakemake', snakemake.__version__)" 2>&1 | tee "$LOGS/versions.txt"
 
-MANIFEST=$(targets_of "$TARGETS" | head -1 | sed -E 's#results/runs/([^/]+)/.*#results/data/\1/split/manifest.json#')
-log "unit costs of LightGCN on $DEVICE, alone on the machine (at most 90 s)"
-timeout 90 "$PY" benchmarks/device_timings.py --manifest "$MANIFEST" --device "$DEVICE" \
-  --out "$LOGS/timings-lightgcn.json" > "$LOGS/timings-lightgcn.log" 2>&1
-log "    exit $?: $(tr -d '\n ' < "$LOGS/timings-lightgcn.json" 2>/dev/null | cut -c1-200)"
+if [ "${TIMINGS:-1}" = 1 ]; then
+  MANIFEST=$(targets_of "$TARGETS" | head -1 | sed -E 's#results/runs/([^/]+)/.*#results/data/\1/split/manifest.json#')
+  log "unit costs of LightGCN on $DEVICE, alone on the machine (at most 90 s)"
+  timeout 90 "$PY" benchmarks/device_timings.py --manifest "$MANIFEST" --device "$DEVICE" \
+    --out "$LOGS/timings-lightgcn.json" > "$LOGS/timings-lightgcn.log" 2>&1
+  log "    exit $?: $(tr -d '\n ' < "$LOGS/timings-lightgcn.json" 2>/dev/null | cut -c1-200)"
+fi
 log "background: the CUDA tests"
 (timeout 240 "$PY" -m pytest -q -rs -p no:cacheprovider tests/test_devices.py \
    tests/test_propagation.py > "$LOGS/cuda-tests.log" 2>&1; echo "exit $?" >> "$LOGS/cuda-tests.log") &
@@ -68,10 +71,10 @@ N=$(targets_of "$TARGETS" | wc -l)
 log "targets: $N, deadline ${DEADLINE}s, $CORES jobs at a time"
 PRIO=$(targets_of "$PRIORITY")
 ALLOWED=$("$PY" -m snakemake --list-rules --configfile "${CONFIGS[@]}" 2>/dev/null \
-  | grep -v -E '^(all|ciess_search|fetch_dataset|preprocess_dataset|split_dataset|size_response|aggregate_results|render_.*)$')
+  | grep -v -E '^(all|fetch_dataset|preprocess_dataset|split_dataset|size_response|aggregate_results|render_.*)$')
 timeout -s INT -k 30 "$DEADLINE" "$PY" -m snakemake $(targets_of "$TARGETS") \
   --configfile "${CONFIGS[@]}" --cores "$CORES" --keep-going --rerun-triggers mtime \
-  --scheduler greedy --allowed-rules $ALLOWED ${PRIO:+--prioritize $PRIO} \
+  --scheduler greedy --allowed-rules $ALLOWED ${PRIO:+--prioritize $PRIO} ${SNAKEMAKE_ARGS:-} \
   > "$LOGS/snakemake.log" 2>&1
 log "snakemake exit $? (124/130 = stopped at the deadline)"
 wait "$TESTS"

@@ -143,7 +143,7 @@ def _files_to_copy(results: Path) -> list[Path]:
 
 
 def provenance(results: Path, records: dict[Path, dict], profile_file: Path | None,
-               note: str | None = None) -> dict:
+               note: str | None = None, run_machine: str | None = None) -> dict:
     logs = {}
     for path in sorted((results / "logs").rglob("*.log")):
         span = log_span(path)
@@ -167,7 +167,10 @@ def provenance(results: Path, records: dict[Path, dict], profile_file: Path | No
         "profile": sorted({str(r.get("profile")) for r in records.values()}),
         "profile_file": str(profile_file) if profile_file else None,
         "profile_text": profile_file.read_text() if profile_file else None,
-        "machine": machine(),
+        "machine": machine(),  # where the snapshot was made
+        "run_machine": run_machine,  # where the runs were made, when that was another machine
+        "run_hosts": sorted({str(r.get("host")) for r in records.values()}),
+        "run_devices": sorted({str(r.get("device")) for r in records.values()}),
         "git_revisions": sorted({str(r.get("git_revision")) for r in records.values()}),
         "packages": next(iter(records.values())).get("packages") if records else None,
         "data": {name: {"manifest_sha256": m["manifest_sha256"], "users": m["users"],
@@ -183,12 +186,18 @@ def provenance(results: Path, records: dict[Path, dict], profile_file: Path | No
     }
 
 
+SAME_MACHINE = "the machine the snapshot was made on (below)"
+
+
 def provenance_markdown(prov: dict, name: str) -> str:
     lines = [f"# Reference snapshot `{name}`", "",
              f"- profile: {', '.join(prov['profile'])}"
              + (f" (`{prov['profile_file']}`, copied in provenance.json)" if prov["profile_file"]
                 else ""),
-             f"- machine: {prov['machine']['cpu']}, {prov['machine']['cores']} cores, "
+             f"- runs made on: {prov.get('run_machine') or SAME_MACHINE}; "
+             f"hosts {', '.join(prov.get('run_hosts', []))}, devices "
+             f"{', '.join(prov.get('run_devices', []))}",
+             f"- snapshot made on: {prov['machine']['cpu']}, {prov['machine']['cores']} cores, "
              f"{prov['machine']['memory_gb']} GB; {prov['machine']['platform']}",
              f"- git revision(s): {', '.join(prov['git_revisions'])}",
              f"- workflow: first log line {prov['workflow_span']['first_log_line']}, last "
@@ -226,7 +235,8 @@ def check_destination(results: Path, out: Path) -> None:
 
 
 def make_snapshot(results: Path, out: Path, profile_file: Path | None = None,
-                  note: str | None = None, redact: dict[str, str] | None = None) -> dict:
+                  note: str | None = None, redact: dict[str, str] | None = None,
+                  run_machine: str | None = None) -> dict:
     results, out = Path(results).resolve(), Path(out)
     manifests = _manifests(results)
     check_destination(results, out)
@@ -243,7 +253,7 @@ def make_snapshot(results: Path, out: Path, profile_file: Path | None = None,
             dst = tmp / src.relative_to(results)
             dst.parent.mkdir(parents=True, exist_ok=True)
             _copy(src, dst, replace)
-        prov = provenance(results, records, profile_file, note)
+        prov = provenance(results, records, profile_file, note, run_machine)
         (tmp / "provenance.json").write_text(json.dumps(prov, indent=1, sort_keys=True) + "\n")
         (tmp / "PROVENANCE.md").write_text(provenance_markdown(prov, out.name))
         size = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
@@ -265,13 +275,16 @@ def main(argv=None) -> int:
     p.add_argument("out", type=Path, help="the snapshot folder, e.g. results/reference/NAME")
     p.add_argument("--profile", type=Path, help="the profile file the run used (copied)")
     p.add_argument("--note", help="what a reader must know (what stopped, what was rerun)")
+    p.add_argument("--machine", help="the machine the runs were made on, when it is not this one "
+                                     "(e.g. a GPU machine whose results were copied here)")
     p.add_argument("--redact", action="append", default=[], metavar="PATH=LABEL",
                    help="another machine-specific path prefix to replace in copied text "
                         "(the run folder, this repository and $CIESS_DATA_MIRROR always are)")
     args = p.parse_args(argv)
     try:
         redact = dict(item.split("=", 1) for item in args.redact)
-        prov = make_snapshot(args.results, args.out, args.profile, args.note, redact)
+        prov = make_snapshot(args.results, args.out, args.profile, args.note, redact,
+                             args.machine)
     except SnapshotError as err:
         print(f"snapshot refused: {err}", file=sys.stderr)
         return 1

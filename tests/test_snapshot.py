@@ -91,6 +91,20 @@ def test_snapshot_keeps_evidence_drops_weights_and_records_provenance(tmp_path):
     assert "toy-lightgcn" in (out / "PROVENANCE.md").read_text()
 
 
+def test_snapshot_of_runs_made_elsewhere_names_that_machine(tmp_path):
+    """Results copied back from a GPU lease: the runs' machine is not the snapshot's."""
+    results = _results(tmp_path)
+    prov = snap.make_snapshot(results, tmp_path / "ref/toy", run_machine="NVIDIA H200 lease")
+    md = (tmp_path / "ref/toy/PROVENANCE.md").read_text()
+    assert prov["run_machine"] == "NVIDIA H200 lease"
+    assert "- runs made on: NVIDIA H200 lease; hosts" in md and "- snapshot made on:" in md
+    assert prov["run_devices"] == sorted({r["device"] for r in _records(results)})
+
+
+def _records(results):
+    return [json.loads(p.read_text()) for p in results.rglob("metrics.json")]
+
+
 def test_snapshot_replaces_machine_specific_paths(tmp_path):
     results = _results(tmp_path)
     out = tmp_path / "ref/toy"

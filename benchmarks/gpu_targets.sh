@@ -10,10 +10,12 @@
 #                  overlay says `device: cuda` and, for jobs sharing one GPU, `gpu: 0` per job
 #
 # What it can find in .gpu/ (ignored by git; built on the developer's machine):
-#   site.tgz     Snakemake and its dependencies for the machine's own Python, when that Python
-#                has none: `pip install --target site --no-deps --python-version 3.12
-#                --only-binary=:all: --platform manylinux2014_x86_64 ...` of the pins in
-#                requirements/, then `tar czf .gpu/site.tgz site`
+#   site.tgz     Snakemake with its dependencies, and RecBole with colorlog and texttable (the
+#                models import RecBole), for the machine's own Python when it has none:
+#                `pip install --target site --no-deps --python-version 3.12 --only-binary=:all:
+#                --platform manylinux2014_x86_64 ...` of the pins in requirements/ (a package
+#                published only as a source archive, e.g. connection_pool, copied from .venv),
+#                then `tar czf .gpu/site.tgz site`
 #   results.tgz  results to start from (the split, finished searches with the Full run they
 #                read), packed with `tar czf` so that modification times survive the copy
 # The data preparation, the diagnostics and the reports may not run (--allowed-rules): a job that
@@ -55,6 +57,17 @@ if [ -f .gpu/results.tgz ]; then tar xzf .gpu/results.tgz; log "unpacked .gpu/re
 nvidia-smi > "$LOGS/nvidia-smi.txt" 2>&1
 "$PY" -c "import torch, snakemake; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '-', 'snakemake', snakemake.__version__)" 2>&1 | tee "$LOGS/versions.txt"
 
+# Fail fast: a workflow that cannot even plan (a missing package, a bad config) must not hold
+# a GPU lease while a caller waits for it (2026-12-04: a missing RecBole, hidden here, cost a
+# lease 8 minutes of a fixed wait).
+if ! "$PY" -m snakemake -n $(targets_of "$TARGETS") --configfile "${CONFIGS[@]}" --cores "$CORES" \
+     --rerun-triggers mtime ${SNAKEMAKE_ARGS:-} > "$LOGS/dry-run.log" 2>&1; then
+  log "the dry run failed; nothing was trained. Its end:"
+  tail -n 15 "$LOGS/dry-run.log" | tee -a "$OUT/steps.log"
+  cp "$OUT/steps.log" "$LOGS/" && tar czf "$OUT/logs.tgz" -C "$OUT" logs && rm -r "$LOGS"
+  exit 4
+fi
+log "dry run: $(grep -E '^total ' "$LOGS/dry-run.log" | tr -s ' ') jobs planned"
 if [ "${TIMINGS:-1}" = 1 ]; then
   MANIFEST=$(targets_of "$TARGETS" | head -1 | sed -E 's#results/runs/([^/]+)/.*#results/data/\1/split/manifest.json#')
   log "unit costs of LightGCN on $DEVICE, alone on the machine (at most 90 s)"
@@ -70,7 +83,7 @@ TESTS=$!
 N=$(targets_of "$TARGETS" | wc -l)
 log "targets: $N, deadline ${DEADLINE}s, $CORES jobs at a time"
 PRIO=$(targets_of "$PRIORITY")
-ALLOWED=$("$PY" -m snakemake --list-rules --configfile "${CONFIGS[@]}" 2>/dev/null \
+ALLOWED=$("$PY" -m snakemake --list-rules --configfile "${CONFIGS[@]}" 2>"$LOGS/list-rules.log" \
   | grep -v -E '^(all|fetch_dataset|preprocess_dataset|split_dataset|size_response|aggregate_results|render_.*)$')
 timeout -s INT -k 30 "$DEADLINE" "$PY" -m snakemake $(targets_of "$TARGETS") \
   --configfile "${CONFIGS[@]}" --cores "$CORES" --keep-going --rerun-triggers mtime \

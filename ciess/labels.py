@@ -105,6 +105,12 @@ def ciess_method(search: Search | str, pool: str = "all") -> str:
     return f"ciess-{label}" if pool == "all" else f"ciess-{label}-{pool}"
 
 
+def ciess_label(search: Search) -> str:
+    """A CIESS result's table label: "CIESS" for the profile's own recipe, "CIESS (<recipe>)"
+    for a named one, so that no table or average mixes two recipes."""
+    return "CIESS" if search.recipe is None else f"CIESS ({search.recipe})"
+
+
 def ciess_variant(search: Search, pool: str = "all") -> dict:
     """The fields a CIESS result carries in its metrics JSON (``variant``) and in the tables."""
     episodes = pool_episodes(pool)
@@ -117,7 +123,8 @@ DEFAULT_RECIPE = "default"  # a search run with the profile's own ciess: setting
 FULL = "full"  # the dense model every budget is measured against
 # How tables and figures order the method labels (the paper's Table 1 order, then this suite's
 # additions before CIESS, the method under study, last).
-METHOD_ORDER = ["Full", "ES", "MR", "MDE", "PEP", "ESAPN", "OptEmb", "ESAPN-B", "OptEmb-B", "CIESS"]
+METHOD_ORDER = ["Full", "ES", "MR", "MDE", "PEP", "ESAPN", "OptEmb", "ESAPN-B", "OptEmb-B", "CIESS",
+                "CIESS (code)", "CIESS (code_noise)", "CIESS (held)"]  # + the shipped recipes (§18)
 CANDIDATE_RE = re.compile(rf"^ciess-(?P<search>{SEARCH_PATTERN})-e\d+i\d+$")
 
 
@@ -147,6 +154,6 @@ def describe_run(method: str, budget: str, baseline_label) -> dict:
     m = CIESS_METHOD_RE.match(method)
     if m:
         search = Search.parse(m["search"])
-        return {"method_label": "CIESS", "search": ciess_method(search),
+        return {"method_label": ciess_label(search), "search": ciess_method(search),
                 "variant": ciess_variant(search, m["pool"] or "all")}
     return {"method_label": baseline_label(method, budget), "variant": None, "search": None}

@@ -173,19 +173,6 @@ def table2_rows(results: pd.DataFrame, default_lambda: dict) -> pd.DataFrame:
     return ok[(ok["episodes"] == "all") & (ok["lambda"] == ok["dataset"].map(default_lambda))]
 
 
-def recipe_rows(results: pd.DataFrame) -> pd.DataFrame:
-    """The recipes table (docs/ciess.md §18): every CIESS recipe's search (all episodes) beside
-    the baselines that set its bar (ES, MR, MDE) at the same budgets."""
-    ok = results[results["status"] == "ok"]
-    ciess = ok[(ok["method_label"] == "CIESS") & (ok["episodes"] == "all")
-               & (ok["noise"] == "G") & (ok["random_walk"] == True)]  # noqa: E712
-    if ciess["recipe"].nunique() < 2:
-        return ciess.iloc[0:0]
-    bars = ok[ok["method_label"].isin(["ES", "MR", "MDE"])
-              & ok["budget"].isin(set(ciess["budget"]))]
-    return pd.concat([bars, ciess])
-
-
 def paper_cells(paper: pd.DataFrame, table: str) -> pd.DataFrame:
     """The paper's rows of one table, keyed like ours: lower-case model, budget label."""
     p = paper[paper["table"] == table].copy()

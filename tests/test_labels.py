@@ -63,7 +63,8 @@ def test_a_recipe_name_rides_on_the_search_label_and_parses_back():
     assert m["search"] == "g-rw-lam0.01-code_noise" and m["pool"] == "ep1-5"
     assert CIESS_METHOD_RE.match("ciess-g-rw-lam0.4-ep1-5")["search"] == "g-rw-lam0.4"
     assert CANDIDATE_RE.match("ciess-g-rw-lam0.4-held-e4i9")["search"] == "g-rw-lam0.4-held"
-    assert describe_run("ciess-g-rw-lam0.4-held", "c80", None)["variant"]["recipe"] == "held"
+    held_run = describe_run("ciess-g-rw-lam0.4-held", "c80", None)
+    assert held_run["variant"]["recipe"] == "held" and held_run["method_label"] == "CIESS (held)"
     assert describe_run("ciess-g-rw-lam0.4", "c80", None)["variant"]["recipe"] == "default"
     with pytest.raises(ValueError, match="no digits"):
         Search("gaussian", True, 0.4, "v2").label

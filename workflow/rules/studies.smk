@@ -79,14 +79,19 @@ def ciess_results():
 
 
 def main_searches():
-    """Table 1's default searches (G + walk, the dataset's lambda) with what their notebook reads:
+    """Table 1's default searches (G + walk, the dataset's lambda) and every recipe's search
+    (docs/ciess.md §18), side by side, with what their notebook reads:
     the search log, the executed masks, the split (for popularity) and the per-budget selection.
     """
     out = []
+    studies = config["ciess"]["studies"]
     for dataset, model, search in ciess_searches():
-        if model not in config["ciess"]["studies"]["main_models"]:
-            continue
-        if search != default_search(dataset):
+        is_main = model in studies["main_models"] and search == default_search(dataset)
+        is_recipe = (
+            model in studies.get("recipe_models", [])
+            and Search.parse(search).recipe is not None
+        )
+        if not (is_main or is_recipe):
             continue
         for seed in ciess_seeds():
             base = f"results/search/{dataset}/{model}/ciess-{search}/seed{seed}"

@@ -145,8 +145,10 @@ def model_problems(config: dict, registry: dict) -> list[str]:
     studies = config["ciess"]["studies"]
     named = [("models", m) for m in config["models"]] + \
         [(f"model_overrides.{m}", m) for m in config["model_overrides"]] + \
+        [(f"train_overrides.{m}", m) for m in config.get("train_overrides", {})] + \
         [(f"ciess.studies.{k}", m) for k in ("main_models", "ablation_models", "lambda_models",
                                               "interval_models") for m in studies[k]] + \
+        [("ciess.studies.recipe_models", m) for m in studies.get("recipe_models", [])] + \
         [("size_response.models", m) for m in config.get("size_response", {}).get("models", [])]
     for where, model in named:
         if model not in registry:

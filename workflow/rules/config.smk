@@ -78,5 +78,8 @@ wildcard_constraints:
 
 
 def train_params(wildcards=None):
-    """The shared training settings a training job receives: config `train:` and the device."""
-    return {**config["train"], "device": config["device"]}
+    """The shared training settings a training job receives: config `train:`, the model's
+    `train_overrides:` entry (a job with a model wildcard) and the device."""
+    model = getattr(wildcards, "model", None) if wildcards is not None else None
+    overrides = config.get("train_overrides", {}).get(model, {}) if model else {}
+    return {**config["train"], **overrides, "device": config["device"]}

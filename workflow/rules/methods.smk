@@ -22,7 +22,7 @@ for _method, _spec in config["methods"].items():
             budgets=[budget_label(b) for b in _spec["budgets"]],
             method_params=_spec["params"],
             module=_spec.get("module"),
-            train=train_params(),
+            train=train_params,
             model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
         script:
             "../scripts/make_masks.py"

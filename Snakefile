@@ -13,9 +13,21 @@
 #   runs/{dataset}/{model}/{method}/{budget}/seed{seed}/metrics.json  the common retraining
 #   logs/{rule}/{wildcards}.log              one log per rule and job
 
+import os
+
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
 min_version("8.0")
+
+# Every path of the workflow (config/, results/, notebooks/) is relative to the working
+# directory: say so, instead of a bare missing-file error, when Snakemake runs elsewhere.
+if not os.path.exists("config/quick.yaml"):
+    raise WorkflowError(
+        f"no config/quick.yaml under the working directory {os.getcwd()}: run Snakemake in the "
+        f"repository root ({workflow.basedir}), or give `--directory` a folder holding a link "
+        "to its config/ (as tests/conftest.py does)"
+    )
 
 
 configfile: "config/quick.yaml"

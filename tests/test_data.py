@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from ciess.data.fetch import (ChecksumMismatch, DataSourceError, fetch_dataset, load_catalog,
-                              verify_fetched)
+                              verify_fetched, verify_or_refetch)
 from ciess.data.preprocess import PARSERS, drop_ml1m_first_rating, preprocess
 from ciess.data.split import split_per_user
 from ciess.io import file_digests
@@ -57,6 +57,23 @@ def test_fetch_from_mirror_verifies_and_records_provenance(tmp_path):
     assert prov["form"] == "official_extracted"
     assert (tmp_path / "out/yelp2018/train.txt").read_bytes() == train.read_bytes()
     assert verify_fetched(catalog, "yelp2018", tmp_path / "out")["form"] == "official_extracted"
+
+
+def test_a_truncated_fetched_copy_is_fetched_again_and_a_bad_source_still_fails(tmp_path):
+    train, test = _adjacency_fixture(tmp_path / "mirror")
+    catalog = _catalog_for(train, test)
+    out, mirror = tmp_path / "out", str(tmp_path / "mirror")
+    fetch_dataset(catalog, "yelp2018", out, mirror=mirror)
+    copy = out / "yelp2018/train.txt"
+    copy.write_bytes(copy.read_bytes()[:50])  # truncated after it was fetched
+    with pytest.raises(ChecksumMismatch):
+        verify_fetched(catalog, "yelp2018", out)
+    assert verify_or_refetch(catalog, "yelp2018", out, mirror)["form"] == "official_extracted"
+    assert copy.read_bytes() == train.read_bytes()
+    copy.write_bytes(b"")
+    train.write_bytes(train.read_bytes()[:50])  # the source itself is now wrong
+    with pytest.raises(ChecksumMismatch, match="mirror file"):
+        verify_or_refetch(catalog, "yelp2018", out, mirror)
 
 
 def test_download_path_uses_urls_and_verifies(tmp_path, monkeypatch):

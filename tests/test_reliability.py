@@ -206,3 +206,11 @@ def test_a_full_disk_during_a_save_names_the_file_and_the_free_space(tmp_path, e
     with pytest.raises(KeyError):  # anything else passes through unchanged
         with atomic_path(target):
             raise KeyError("x")
+
+
+def test_running_the_snakefile_from_another_folder_says_what_to_do(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-n",
+                           "--cores", "1"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "run Snakemake in the repository root" in proc.stdout + proc.stderr
+    assert "--directory" in proc.stdout + proc.stderr

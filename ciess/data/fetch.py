@@ -219,3 +219,18 @@ def verify_fetched(catalog: dict, dataset: str, source_dir: str | os.PathLike) -
     for f in by_form[provenance["form"]].files:
         verify_file(source_dir / f.relpath, f.checksums, f"{dataset}:{f.relpath}")
     return provenance
+
+
+def verify_or_refetch(catalog: dict, dataset: str, source_dir: str | os.PathLike,
+                      mirror: str | None = None) -> dict:
+    """``verify_fetched``; a fetched copy that no longer verifies (a file truncated, changed or
+    gone since it was fetched) is fetched again, once, from the mirror or the catalog's URLs,
+    and verified again. A source that is itself wrong still fails, naming the file."""
+    try:
+        return verify_fetched(catalog, dataset, source_dir)
+    except (ChecksumMismatch, DataSourceError) as err:
+        log.warning("%s: the fetched copy in %s no longer verifies (%s); fetching it again",
+                    dataset, source_dir, err)
+    fetch_dataset(catalog, dataset, source_dir, mirror)
+    return verify_fetched(catalog, dataset, source_dir)
+

@@ -1,7 +1,7 @@
 """Rule preprocess_dataset: source files -> one interaction table + stats JSON."""
 from pathlib import Path
 
-from ciess.data.fetch import load_catalog, verify_fetched
+from ciess.data.fetch import load_catalog, verify_or_refetch
 from ciess.data.preprocess import PARSERS, check_published, drop_ml1m_first_rating, preprocess
 from ciess.io import atomic_path, write_json
 from ciess.jobs import start_job
@@ -10,7 +10,7 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 log = start_job(sm)
 dataset = sm.wildcards.dataset
 catalog = load_catalog(sm.params.catalog)
-provenance = verify_fetched(catalog, dataset, sm.params.source_dir)
+provenance = verify_or_refetch(catalog, dataset, sm.params.source_dir, sm.params.mirror)
 raw = PARSERS[catalog[dataset]["parser"]](
     Path(sm.params.source_dir), provenance["form"], [f["path"] for f in provenance["files"]])
 if dataset == "ml-1m" and sm.params.ml1m_drop_first_line:

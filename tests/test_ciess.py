@@ -314,3 +314,48 @@ def test_trajectory_counts_budgets_per_episode_and_says_where_the_search_settles
     text = settled(table, last=1)
     assert "last 1 episodes: executed sparsity 0.710" in text and "met there: none" in text
     assert "95%: episodes 2-2" in text
+
+
+# ------------------------------------------------------------------------------ resumable search
+def test_a_stopped_search_resumes_to_the_same_log_and_masks(tmp_path, monkeypatch):
+    from ciess.search.env import SizeSearchEnv
+    from ciess.search.search import run_search
+    from ciess.train import TrainSettings
+    from helpers import random_split
+
+    split = random_split()
+
+    def search(checkpoint=None):
+        env = SizeSearchEnv(split, "lightgcn", np.full(split.n_users, 0.5),
+                            np.full(split.n_items, 0.5), "batches", 2,
+                            TrainSettings(batch_size=64, eval_every=2, max_batches=2), {}, 0)
+        cfg = SearchSettings(episodes=3, iterations=2, held_budgets=(80, 90),
+                             td3=TD3Settings(hidden=16, batch_size=32))
+        return env, cfg, checkpoint
+
+    timing = ["t_train_s", "t_eval_s", "t_rl_s"]
+    env, cfg, _ = search()
+    whole = run_search(env, cfg, 0, {"seed": 0})
+    ckpt = tmp_path / "resume.pt"
+    env, cfg, _ = search()
+    real_step, calls = env.step, []
+
+    def stop_in_episode_3(u, i, episode, iteration):
+        calls.append(episode)
+        if episode == 3:
+            raise KeyboardInterrupt  # the session ends mid-episode
+        return real_step(u, i, episode, iteration)
+
+    monkeypatch.setattr(env, "step", stop_in_episode_3)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(env, cfg, 0, {"seed": 0}, ckpt)
+    assert ckpt.exists() and calls == [1, 1, 2, 2, 3]
+    env, cfg, _ = search()
+    resumed = run_search(env, cfg, 0, {"seed": 0}, ckpt)
+    pd.testing.assert_frame_equal(resumed.log.drop(columns=timing),
+                                  whole.log.drop(columns=timing))
+    assert (resumed.user_sizes == whole.user_sizes).all()
+    assert (resumed.item_sizes == whole.item_sizes).all()
+    env, cfg, _ = search()
+    other = run_search(env, cfg, 1, {"seed": 1}, ckpt)  # other settings: starts afresh
+    assert len(other.log) == 6

@@ -79,6 +79,16 @@ class ReplayBuffer:
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
+    def state_dict(self) -> dict:
+        return {"size": self.size, "pos": self.pos, "s": self.s, "a": self.a, "r": self.r,
+                "s2": self.s2}
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["a"]) != self.capacity:
+            raise ValueError(f"replay buffer of {len(state['a'])} rows, expected {self.capacity}")
+        self.size, self.pos = int(state["size"]), int(state["pos"])
+        self.s, self.a, self.r, self.s2 = (np.array(state[k]) for k in ("s", "a", "r", "s2"))
+
     def sample(self, batch: int, rng: np.random.Generator):
         idx = rng.integers(0, self.size, batch)
         return (torch.from_numpy(self.s[idx]), torch.from_numpy(self.a[idx]),
@@ -125,6 +135,18 @@ class TD3Agent:
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=settings.critic_lr)
         self.buffer = ReplayBuffer(settings.buffer_iterations * n_entities)
         self.updates = 0
+
+    PARTS = ("actor", "critic", "actor_target", "critic_target", "actor_opt", "critic_opt",
+             "buffer")
+
+    def state_dict(self) -> dict:
+        """Everything an update depends on (networks, targets, optimisers, replay, counter)."""
+        return {**{k: getattr(self, k).state_dict() for k in self.PARTS}, "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k in self.PARTS:
+            getattr(self, k).load_state_dict(state[k])
+        self.updates = int(state["updates"])
 
     @torch.no_grad()
     def act(self, state: np.ndarray) -> np.ndarray:

@@ -3,8 +3,10 @@ select sizes -> fresh model -> validate -> reward -> replay -> TD3 update."""
 from __future__ import annotations
 
 import logging
+import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -134,7 +136,46 @@ class SearchOutput:
     item_sizes: np.ndarray  # (M*T, I) uint8
 
 
-def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict) -> SearchOutput:
+CHECKPOINT_FORMAT = 1
+
+
+def search_fingerprint(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict) -> str:
+    """What a checkpoint must match to be resumed: the settings, seed, labels and data."""
+    return repr((CHECKPOINT_FORMAT, asdict(cfg), seed, sorted(labels.items()), env.split.name,
+                 env.split.n_users, env.split.n_items, env.model_name, env.batches,
+                 sorted(env.train.__dict__.items())))
+
+
+def save_checkpoint(path: Path, fingerprint: str, episode: int, rows: list, all_u: list,
+                    all_i: list, agents: dict, rng: np.random.Generator) -> None:
+    """The search's whole state after ``episode`` (docs/ciess.md §14): resuming from it gives
+    the same log and masks as a search that was never stopped (tested)."""
+    from ciess.io import atomic_path
+
+    state = {"fingerprint": fingerprint, "episode": episode, "rows": rows,
+             "user_sizes": all_u, "item_sizes": all_i,
+             "agents": {w: a.state_dict() for w, a in agents.items()},
+             "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+             "numpy_global": np.random.get_state(), "python_random": random.getstate()}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path, fingerprint: str) -> dict | None:
+    """The saved state, or None when there is none or it belongs to other settings."""
+    if not path.exists():
+        return None
+    state = torch.load(path, weights_only=False)
+    if state.get("fingerprint") != fingerprint:
+        log.warning("%s: a checkpoint of other settings; starting the search afresh", path)
+        return None
+    return state
+
+
+def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict,
+               checkpoint: Path | None = None) -> SearchOutput:
+    """The search; with ``checkpoint``, its state is saved after every episode and a search
+    stopped part-way resumes after its last finished episode."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     nu, ni = env.split.n_users, env.split.n_items
@@ -147,7 +188,21 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict)
         raise NotImplementedError("ciess.hold_budget is not implemented for NeuMF with "
                                   "mask_gmf: false (its GMF tables count dense at the widest size)")
     rows, all_u, all_i = [], [], []
-    for episode in range(1, cfg.episodes + 1):
+    fingerprint = search_fingerprint(env, cfg, seed, labels)
+    saved = load_checkpoint(Path(checkpoint), fingerprint) if checkpoint else None
+    first = 1
+    if saved is not None:
+        rows, all_u, all_i = saved["rows"], saved["user_sizes"], saved["item_sizes"]
+        for w, agent in agents.items():
+            agent.load_state_dict(saved["agents"][w])
+        rng.bit_generator.state = saved["rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        np.random.set_state(saved["numpy_global"])
+        random.setstate(saved["python_random"])
+        first = saved["episode"] + 1
+        log.info("resuming after episode %d of %d (%s)", saved["episode"], cfg.episodes,
+                 checkpoint)
+    for episode in range(first, cfg.episodes + 1):
         sizes = {"user": np.full(nu, D_MAX), "item": np.full(ni, D_MAX)}
         state = {w: env.state(sizes[w], np.full(len(sizes[w]), q0), w) for w in sizes}
         noise.reset()
@@ -201,6 +256,9 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict)
                      episode, iteration, row["mean_action_user"], row["mean_action_item"],
                      row["sparsity"], row["val_avg_user"], row["mean_reward_user"],
                      row["mean_reward_item"], step.t_train, step.t_eval, t_rl)
+        if checkpoint:
+            save_checkpoint(Path(checkpoint), fingerprint, episode, rows, all_u, all_i, agents,
+                            rng)
     return SearchOutput(pd.DataFrame(rows), np.stack(all_u), np.stack(all_i))
 
 

@@ -1,4 +1,6 @@
 """Rule ciess_search: one CIESS search (episodes x iterations) -> search_log.csv + masks.npz."""
+from pathlib import Path
+
 from ciess.io import load_npz
 from ciess.jobs import start_job
 from ciess.labels import DEFAULT_RECIPE, Search
@@ -25,5 +27,8 @@ labels = {"dataset": split.name, "model": wc.model, "seed": int(wc.seed), "lambd
           "random_walk": search.random_walk, "hold_budget": ciess["hold_budget"],
           "budget_unit": ciess["budget"]["unit"], "budget_value": ciess["budget"]["value"],
           "reward_quality": ciess["reward"]["quality"], "reward_memory": ciess["reward"]["memory"]}
-write_search(run_search(env, settings, int(wc.seed), labels), sm.output.log_csv,
+# resume.pt: the search's state after each episode; a stopped search resumes from it
+checkpoint = Path(sm.output.log_csv).with_name("resume.pt")
+write_search(run_search(env, settings, int(wc.seed), labels, checkpoint), sm.output.log_csv,
              sm.output.masks, log)
+checkpoint.unlink(missing_ok=True)

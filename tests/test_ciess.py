@@ -359,3 +359,27 @@ def test_a_stopped_search_resumes_to_the_same_log_and_masks(tmp_path, monkeypatc
     env, cfg, _ = search()
     other = run_search(env, cfg, 1, {"seed": 1}, ckpt)  # other settings: starts afresh
     assert len(other.log) == 6
+
+
+# ------------------------------------------------------------------------------ search hold-out
+def test_a_holdout_search_trains_and_scores_on_train_alone():
+    from ciess.search.env import SizeSearchEnv, carve_holdout
+    from ciess.train import TrainSettings
+    from helpers import random_split
+
+    split = random_split(n_users=30, n_items=25, per_user=10)
+    rest, carved = carve_holdout(split.train, 0.2, seed=3)
+    assert rest.multiply(carved).nnz == 0 and (rest + carved != split.train).nnz == 0
+    per_user = np.diff(carved.tocsr().indptr)
+    assert (per_user == np.maximum(1, np.rint(0.2 * np.diff(split.train.indptr)))).all()
+    settings = TrainSettings(batch_size=64, eval_every=2, max_batches=2)
+    env = SizeSearchEnv(split, "lightgcn", None, None, "batches", 2, settings, {}, 3, holdout=0.2)
+    assert (env.split.valid != carved).nnz == 0 and (env.split.train != rest).nnz == 0
+    assert env.peak_user.shape == (30,) and env.peak_user.max() > 0  # a dense model's carve-out
+    step = env.step(np.full(30, 8), np.full(25, 8), 1, 1)
+    assert step.user_eval.shape == (30,)
+    with pytest.raises(ValueError, match="computes its own peak"):
+        SizeSearchEnv(split, "lightgcn", np.ones(30), np.ones(25), "batches", 2, settings, {}, 3,
+                      holdout=0.2)
+    with pytest.raises(ValueError, match="needs the Full run's peak"):
+        SizeSearchEnv(split, "lightgcn", None, None, "batches", 2, settings, {}, 3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from ciess.masks import D_MAX, account, sizes_mask
 from ciess.models import build_model, gmf_dense
@@ -40,6 +41,29 @@ def reward(evals: np.ndarray, q: np.ndarray, sizes: np.ndarray, lam: float, qual
     return gain - lam * cost
 
 
+def carve_holdout(train: sp.csr_matrix, fraction: float, seed: int
+                  ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Per user, round(fraction · n_u) of the training interactions, at random (at least one,
+    and none for a user with fewer than 2, who keeps all), move to a hold-out (docs/ciess.md
+    §18). Returns (the rest of train, the hold-out)."""
+    if not 0.0 < fraction < 0.5:
+        raise ValueError(f"ciess.search_holdout must lie in (0, 0.5), got {fraction}")
+    train = train.tocsr()
+    rng = np.random.default_rng(seed)
+    rows, cols = [], []
+    for u in range(train.shape[0]):
+        items = train.indices[train.indptr[u]:train.indptr[u + 1]]
+        if len(items) < 2:
+            continue
+        k = max(1, int(round(fraction * len(items))))
+        rows += [u] * k
+        cols += list(rng.choice(items, k, replace=False))
+    holdout = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=train.shape)
+    rest = (train - holdout.astype(train.dtype)).tocsr()
+    rest.eliminate_zeros()
+    return rest, holdout
+
+
 @dataclass
 class StepResult:
     user_eval: np.ndarray
@@ -51,11 +75,27 @@ class StepResult:
 
 
 class SizeSearchEnv:
-    def __init__(self, split: SplitData, model_name: str, peak_user: np.ndarray,
-                 peak_item: np.ndarray, budget_unit: str, budget_value: float,
-                 train: TrainSettings, model_overrides: dict, seed: int):
+    """``holdout`` = 0 (paper): iterations are scored on the validation split against the Full
+    run's per-entity validation quality (``peak_user``/``peak_item``). ``holdout`` > 0 (suite,
+    docs/ciess.md §18): that fraction of each user's training interactions is carved out once,
+    iterations train on the rest and are scored on the carve-out, and the peak is a dense
+    (size 128) model's carve-out quality at the same per-iteration budget, so the search never
+    reads validation (pass ``peak_user = peak_item = None``)."""
+
+    def __init__(self, split: SplitData, model_name: str, peak_user: np.ndarray | None,
+                 peak_item: np.ndarray | None, budget_unit: str, budget_value: float,
+                 train: TrainSettings, model_overrides: dict, seed: int, holdout: float = 0.0):
         if budget_unit not in ("epochs", "batches"):
             raise ValueError(f"budget.unit must be 'epochs' or 'batches', got {budget_unit!r}")
+        self.holdout = float(holdout)
+        if self.holdout:
+            if peak_user is not None or peak_item is not None:
+                raise ValueError("a hold-out search computes its own peak: pass None")
+            rest, carved = carve_holdout(split.train, self.holdout, seed)
+            split = SplitData(f"{split.name}/search-holdout", split.n_users, split.n_items,
+                              rest, carved, split.test, split.manifest_sha256)
+        elif peak_user is None or peak_item is None:
+            raise ValueError("a search scored on validation needs the Full run's peak quality")
         self.split, self.model_name, self.seed = split, model_name, seed
         self.peak_user, self.peak_item = peak_user, peak_item
         per_epoch = split.batches_per_epoch(train.batch_size)
@@ -70,6 +110,9 @@ class SizeSearchEnv:
         self.pop_item = encode_popularity(np.asarray(split.train.sum(axis=0)).ravel())
         self.gmf_dense = gmf_dense(model_name, model_overrides)
         self.n_tables = model_spec(model_name).n_tables
+        if self.holdout:
+            dense = self.step(np.full(split.n_users, D_MAX), np.full(split.n_items, D_MAX), 0, 0)
+            self.peak_user, self.peak_item = dense.user_eval, dense.item_eval
 
     def sparsity(self, user_sizes: np.ndarray, item_sizes: np.ndarray) -> float:
         """Sparsity of a size allocation under the one account (docs/protocol.md §5)."""

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import copy
 
-RECIPE_KEYS = ("lambda", "reward", "noise_scope", "noise_position", "hold_budget", "init_quality")
+RECIPE_KEYS = ("lambda", "reward", "noise_scope", "noise_position", "hold_budget", "init_quality",
+               "search_holdout")
 
 
 def recipe_overrides(ciess: dict, recipe: str) -> dict:

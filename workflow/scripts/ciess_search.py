@@ -13,11 +13,13 @@ sm = snakemake  # noqa: F821
 log = start_job(sm, computes=True)
 wc, ciess = sm.wildcards, sm.params.ciess
 split = load_split(sm.input.manifest)
-peak = load_npz(sm.input.peak, ("user_quality", "item_quality"))
+holdout = ciess["search_holdout"]  # > 0: scored on a carve-out of train, own peak (§18)
+peak = {"user_quality": None, "item_quality": None} if holdout else \
+    load_npz(sm.input.peak, ("user_quality", "item_quality"))
 env = SizeSearchEnv(split, wc.model, peak["user_quality"], peak["item_quality"],
                     ciess["budget"]["unit"], ciess["budget"]["value"],
                     TrainSettings.from_config(sm.params.train), sm.params.model_overrides,
-                    int(wc.seed))
+                    int(wc.seed), holdout)
 search = Search.parse(wc.search)
 settings = SearchSettings.from_config(ciess, search)
 log.info("CIESS search %s/%s seed %s: %s; %d batches per iteration", split.name, wc.model,
@@ -25,6 +27,7 @@ log.info("CIESS search %s/%s seed %s: %s; %d batches per iteration", split.name,
 labels = {"dataset": split.name, "model": wc.model, "seed": int(wc.seed), "lambda": search.lam,
           "recipe": search.recipe or DEFAULT_RECIPE, "noise": search.noise,
           "random_walk": search.random_walk, "hold_budget": ciess["hold_budget"],
+          "search_holdout": holdout,
           "budget_unit": ciess["budget"]["unit"], "budget_value": ciess["budget"]["value"],
           "reward_quality": ciess["reward"]["quality"], "reward_memory": ciess["reward"]["memory"]}
 # resume.pt: the search's state after each episode; a stopped search resumes from it

@@ -23,6 +23,17 @@ if "active_methods" in config:
             f"config active_methods: {_unknown} not among methods {sorted(config['methods'])}"
         )
     config["methods"] = {m: config["methods"][m] for m in config["active_methods"]}
+# likewise for CIESS search recipes (docs/ciess.md §18)
+if "active_recipes" in config["ciess"]:
+    _recipes = config["ciess"].get("recipes") or {}
+    _unknown = sorted(set(config["ciess"]["active_recipes"]) - set(_recipes))
+    if _unknown:
+        raise ValueError(
+            f"config ciess.active_recipes: {_unknown} not among ciess.recipes {sorted(_recipes)}"
+        )
+    config["ciess"]["recipes"] = {
+        r: _recipes[r] for r in config["ciess"]["active_recipes"]
+    }
 
 
 def _check_config():

@@ -74,7 +74,7 @@ def alpha_for_mean(target_mean: float, d_max: int = D_MAX) -> float:
     return (lo + hi) / 2
 
 
-REDRAWS = 100  # redraws of an infeasible candidate before it is repaired (docs/baselines.md §6.5)
+REDRAWS = 100  # redraws of an infeasible candidate before it is repaired (docs/baselines.md §6)
 
 
 class Evolution:

@@ -201,7 +201,7 @@ def initial_model(model_name: str, split: SplitData, train, mask: Mask | None, s
       tables take the values the method's search started from (its ``init_state.pt``), whatever
       the run seed; every other layer (NGCF's propagation weights, NeuMF's MLP and output) is
       re-initialised from a separate stream (``seed + REWIND_SEED_OFFSET``), not rewound
-      (docs/baselines.md §4.1). A model without such layers (LightGCN) started with the search's
+      (docs/baselines.md §4). A model without such layers (LightGCN) started with the search's
       seed is therefore the same as a fresh start: the tables are what ``seed`` draws anyway.
     """
     seed_everything(seed if initial_tables is None else seed + REWIND_SEED_OFFSET)

@@ -13,7 +13,7 @@
 #      evaluation, one CIESS iteration at the paper's 5 epochs
 #   3. the reference profile on the device: Full and ES first, then MR, PEP and a short CIESS
 #      search (LightGCN, G + random walk) until the time runs out
-#   4. a reference snapshot of whatever finished (python -m ciess.snapshot), in OUT_DIR/snapshot
+#   4. a reference snapshot of whatever finished (python -m ciess.report.snapshot), in OUT_DIR/snapshot
 # Everything (logs, timings, metrics, the profile used) is written under OUT_DIR.
 set -uo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -63,7 +63,8 @@ mkdir -p "$RUN" && ln -sfn "$REPO/config" "$RUN/config"
 printf '%s\n' "# gpu_reference.sh $MODE" "datasets: [$DATASET]" "device: $DEVICE" "threads: 2" \
   "$MODE_KEYS" > "$OUT/profile.yaml"
 printf '%s\n' "ciess:" \
-  "  studies: {main_models: [lightgcn], ablation_models: [], lambda_models: [], interval_models: []}" \
+  "  studies: {main_models: [lightgcn], ablation_models: [], lambda_models: [], interval_models: []," \
+  "            recipe_models: []}" \
   "  selection: {l: 2}" > "$OUT/search.yaml"
 SMK=("$PY" -m snakemake -s "$REPO/Snakefile" --directory "$RUN" --cores 2 --keep-going)
 CONF=(--configfile "$REPO/config/reference.yaml" "$OUT/profile.yaml" "$OUT/search.yaml")
@@ -87,7 +88,7 @@ timeout "$T_REST" "${SMK[@]}" all --omit-from aggregate_results "${CONF[@]}" \
 log "    rest exit $? (124 = stopped by its time limit)"
 
 log "4/4 snapshot of what finished"
-(cd "$REPO" && "$PY" -m ciess.snapshot "$RUN/results" "$OUT/snapshot" --profile "$OUT/profile.yaml") \
+(cd "$REPO" && "$PY" -m ciess.report.snapshot "$RUN/results" "$OUT/snapshot" --profile "$OUT/profile.yaml") \
   > "$OUT/snapshot.log" 2>&1
 log "    snapshot exit $?: $(tail -1 "$OUT/snapshot.log")"
 log "done in $(( $(date +%s) - START )) s"

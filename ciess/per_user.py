@@ -1,18 +1,12 @@
-"""Per-user test metrics beside every run, and paired differences between two methods over
-users with a bootstrap interval (docs/protocol.md §4).
-
-A run's ``metrics.json`` holds the means over users; ``per_user_test.npz`` beside it holds each
-user's test value of the headline protocol for the table metrics (NaN for a user without test
-items). Two methods trained with the same seeds on the same split are paired user by user: the
-difference of their means is reported relative to the reference method, with a percentile
-interval from resampling users (the users are the sampling unit a test set draws; seeds are
-too few for an interval of their own)."""
+"""Per-user test metrics beside every run (docs/protocol.md §4): a run's ``metrics.json`` holds
+the means over users; ``per_user_test.npz`` beside it holds each user's test value of the
+headline protocol for the table metrics (NaN for a user without test items).
+``ciess.report.paired`` compares two methods user by user with them."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from ciess.io import atomic_path, load_npz
 
@@ -35,60 +29,3 @@ def read_per_user(metrics_path) -> dict[str, np.ndarray] | None:
     """A run's per-user test values, or None for a run written before they were kept."""
     path = per_user_path(metrics_path)
     return load_npz(path, PER_USER_METRICS) if path.exists() else None
-
-
-def paired_bootstrap(ours: np.ndarray, ref: np.ndarray, n_boot: int = 2000, seed: int = 0,
-                     level: float = 0.95) -> dict:
-    """100 · (mean(ours) − mean(ref)) / mean(ref) over the users defined in both, and its
-    percentile interval from ``n_boot`` resamples of those users."""
-    both = ~(np.isnan(ours) | np.isnan(ref))
-    a, b = np.asarray(ours, float)[both], np.asarray(ref, float)[both]
-    if len(a) < 2 or b.mean() == 0:
-        raise ValueError("paired_bootstrap needs at least two users with values in both runs")
-    idx = np.random.default_rng(seed).integers(0, len(a), (n_boot, len(a)))
-    boot = 100 * (a[idx].mean(axis=1) - b[idx].mean(axis=1)) / b[idx].mean(axis=1)
-    tail = 100 * (1 - level) / 2
-    return {"delta_pct": 100 * (a.mean() - b.mean()) / b.mean(),
-            "low": float(np.percentile(boot, tail)), "high": float(np.percentile(boot, 100 - tail)),
-            "users": int(len(a))}
-
-
-def runs_frame(metric_files) -> pd.DataFrame:
-    """The runs ``paired_vs`` reads, from metrics JSONs (verified reader; candidates left out)."""
-    from ciess.records import read_record
-    from ciess.reports import run_columns
-
-    rows = []
-    for path in metric_files:
-        rec = read_record(path)
-        if rec.get("status", "ok") != "ok" or rec.get("budget") in ("cand", "dense"):
-            continue
-        rows.append({"dataset": rec["dataset"], "model": rec["model"], "budget": rec["budget"],
-                     "method_label": run_columns(rec, path)["method_label"],
-                     "seed": rec["seed"], "path": Path(path)})
-    return pd.DataFrame(rows, columns=["dataset", "model", "budget", "method_label", "seed",
-                                       "path"])
-
-
-def paired_vs(runs: pd.DataFrame, reference: str = "ES",
-              metrics: tuple[str, ...] = ("recall@20", "ndcg@20")) -> pd.DataFrame:
-    """Every (dataset, model, method, budget) of ``runs`` (columns dataset, model, method_label,
-    budget, seed, path) beside ``reference`` at the same budget: per-user values averaged over
-    the seeds both have, then ``paired_bootstrap``. Runs without per-user files are left out."""
-    keys = ["dataset", "model", "budget"]
-    rows = []
-    for (ds, model, budget), cell in runs.groupby(keys):
-        ref = cell[cell["method_label"] == reference]
-        for method, mine in cell[cell["method_label"] != reference].groupby("method_label"):
-            seeds = sorted(set(mine["seed"]) & set(ref["seed"]))
-            ours = [read_per_user(p) for p in mine.set_index("seed").loc[seeds, "path"]]
-            theirs = [read_per_user(p) for p in ref.set_index("seed").loc[seeds, "path"]]
-            if not seeds or any(v is None for v in ours + theirs):
-                continue
-            for metric in metrics:
-                a = np.mean(np.stack([v[metric] for v in ours]), axis=0)  # NaN: no test items
-                b = np.mean(np.stack([v[metric] for v in theirs]), axis=0)
-                rows.append({"dataset": ds, "model": model, "budget": budget, "method": method,
-                             "versus": reference, "metric": metric, "seeds": len(seeds),
-                             **paired_bootstrap(a, b)})
-    return pd.DataFrame(rows)

@@ -58,7 +58,7 @@ def train_and_record(manifest: str, model_name: str, seed: int, train_cfg: dict,
             with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, user_quality=out["valid"].user_quality,
                                     item_quality=out["valid"].item_quality)
-    write_per_user(metrics_path, out["test"].per_user)  # paired comparisons (ciess.per_user)
+    write_per_user(metrics_path, out["test"].per_user)  # for paired comparisons (ciess.report.paired)
     write_json(metrics_path, record)  # last: its presence means the run completed
     log.info("test: %s | params %d, sparsity %.4f", {k: round(v, 5) for k, v in record["test"].items()},
              record["params"], record["sparsity"])

@@ -3,7 +3,8 @@
 * no import cycles among the modules of ``ciess`` and ``baselines`` (module-level imports);
 * the shared training path never imports a method (``baselines``) or the CIESS search, so a
   result cannot depend on which method produced its mask;
-* methods never import each other (only the ``baselines`` package interface).
+* methods never import each other (only the ``baselines`` package interface);
+* only ``ciess.report`` (reporting and provenance) imports ``ciess.report``.
 """
 from __future__ import annotations
 
@@ -78,6 +79,16 @@ def test_training_path_imports_no_method_and_no_search():
             for imported in _imports(path, name, top_level_only=False):
                 if imported.startswith(("baselines", "ciess.search")):
                     offenders.append(f"{name} imports {imported}")
+    assert not offenders, offenders
+
+
+def test_only_reporting_imports_the_report_package():
+    """ciess.report reads what runs wrote; no method, search or training module depends on it."""
+    modules = _modules()
+    offenders = [f"{name} imports {imported}" for name, path in modules.items()
+                 if not name.startswith("ciess.report")
+                 for imported in _imports(path, name, top_level_only=False)
+                 if imported.startswith("ciess.report")]
     assert not offenders, offenders
 
 

@@ -21,7 +21,7 @@ from ciess.io import atomic_path, load_npz, write_json
 from ciess.logs import JobAlreadyRunning, hold_job_lock
 from ciess.masks import (MaskFileError, check_budget, load_mask, save_mask, sizes_mask)
 from ciess.models.registry import MODELS
-from ciess.records import RecordError, read_record
+from ciess.report.records import RecordError, read_record
 from ciess.data.read_split import SplitMismatch, load_split
 from conftest import REPO
 

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ciess.per_user import (PER_USER_METRICS, paired_bootstrap, paired_vs, read_per_user,
-                            write_per_user)
+from ciess.per_user import PER_USER_METRICS, read_per_user, write_per_user
+from ciess.report.paired import paired_bootstrap, paired_vs
 
 
 def test_paired_bootstrap_on_hand_values():

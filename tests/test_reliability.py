@@ -14,14 +14,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ciess import snapshot as snap
+from ciess.report import snapshot as snap
 from ciess.config_checks import ConfigError
 from ciess.data.fetch import fetch_dataset
 from ciess.data.preprocess import preprocess
 from ciess.io import write_json
 from ciess.logs import running_jobs
-from ciess.records import RecordError, read_record
-from ciess.reference import reference_rows
+from ciess.report.records import RecordError, read_record
+from ciess.report.reference import reference_rows
 from conftest import REPO
 from test_data import _adjacency_fixture, _catalog_for
 from test_no_silent_wrong_results import _check, _config, _record
@@ -177,7 +177,7 @@ def test_running_jobs_are_found_by_their_locks_and_ended(tmp_path):
 
 
 def test_aggregation_refuses_records_of_one_dataset_from_two_splits(tmp_path):
-    from ciess.reports import collect
+    from ciess.report.reports import collect
 
     a = _place(tmp_path, "runs/toy/lightgcn/es/c80/seed0", {**_record(), "method_label": "ES"})
     b = _place(tmp_path, "runs/toy/lightgcn/es/c80/seed1",

@@ -8,7 +8,7 @@ import pytest
 
 from baselines import table_label
 from ciess.labels import describe_run
-from ciess.reports import (RecordTooOld, paired_test, beside_paper, collect, format_table, provenance_summary,
+from ciess.report.reports import (RecordTooOld, paired_test, beside_paper, collect, format_table, provenance_summary,
                            provenance_table, summarise, table1_rows, table2_rows)
 from conftest import REPO
 from helpers import has_image, run_notebook
@@ -38,12 +38,12 @@ def test_reports_read_the_record_fields_not_the_method_name(tmp_path):
     del rec["method_label"]
     path.write_text(json.dumps(rec))
     with pytest.raises(RecordTooOld, match=r"es-c80-0-lightgcn\.json: no 'method_label' field.*"
-                       r"ciess\.migrate_records"):
+                       r"ciess\.report\.migrate_records"):
         collect([path])
 
 
 def test_migration_adds_the_fields_to_old_records(tmp_path):
-    from ciess.migrate_records import migrate
+    from ciess.report.migrate_records import migrate
 
     old = {"dataset": "ml-1m", "model": "lightgcn", "budget": "c90", "seed": 0}
     for method in ("ciess-ou-norw-lam0.2-ep7-12", "esapn", "full"):
@@ -248,7 +248,7 @@ def test_ciess_search_notebook_shows_reward_size_trajectory_and_popularity(tmp_p
 
 
 def test_ordering_check_states_whether_ciess_beats_es_beats_mr():
-    from ciess.reference import ordering
+    from ciess.report.reference import ordering
     rows = []
     for method, values in (("CIESS", (0.30, 0.32)), ("ES", (0.28, 0.29)), ("MR", (0.25, 0.30))):
         for seed, v in enumerate(values):
@@ -268,7 +268,7 @@ def test_ordering_check_states_whether_ciess_beats_es_beats_mr():
 
 
 def test_table1_wide_layout_and_longtable(tmp_path):
-    from ciess.tables import to_longtable, wide_table
+    from ciess.report.tables import to_longtable, wide_table
     files = [_record(tmp_path, m, "c80", s, v) for m, v in (("es", 0.20), ("ciess-g-rw-lam0.4", 0.24))
              for s in (0, 1)]
     results = collect(files)
@@ -291,7 +291,7 @@ def test_table1_wide_layout_and_longtable(tmp_path):
 
 
 def test_styled_wide_table_renders_with_bold_best(tmp_path):
-    from ciess.tables import styled, wide_table
+    from ciess.report.tables import styled, wide_table
     files = [_record(tmp_path, m, "c80", 0, v) for m, v in (("es", 0.20), ("ciess-g-rw-lam0.4", 0.24))]
     results = collect(files)
     merged = format_table(beside_paper(summarise(results, table1_rows(results, {"ml-1m": 0.4})),
@@ -331,7 +331,7 @@ def test_table1_notebook_says_so_when_the_checkout_has_no_reference_snapshot(tmp
 
 
 def test_cost_table_of_the_shipped_snapshot():
-    from ciess.costs import cost_summary, cost_table
+    from ciess.report.costs import cost_summary, cost_table
     costs = cost_table(REPO / "results/reference/ml-1m-lightgcn")
     assert {"search_s", "retrain_s", "params"} <= set(costs.columns)
     es = costs[(costs["method"] == "es") & (costs["budget"] == "c80")]
@@ -342,7 +342,7 @@ def test_cost_table_of_the_shipped_snapshot():
 
 
 def test_reference_rows_leave_out_ciess_candidates():
-    from ciess.reference import reference_rows, snapshot_runs
+    from ciess.report.reference import reference_rows, snapshot_runs
     rows = reference_rows(snapshot_runs(REPO / "results/reference/ml-1m-lightgcn"))
     assert "cand" not in set(rows["budget"])
     assert {"Full", "ES", "MR", "CIESS"} <= set(rows["method_label"])
@@ -352,7 +352,7 @@ def test_every_method_has_its_own_colour_and_ciess_is_not_pale():
     from matplotlib.colors import to_rgb
 
     from ciess.labels import METHOD_ORDER
-    from ciess.plotting import method_palette
+    from ciess.report.plotting import method_palette
 
     palette = method_palette()
     assert list(palette) == METHOD_ORDER and len(set(palette.values())) == len(METHOD_ORDER)
@@ -361,7 +361,7 @@ def test_every_method_has_its_own_colour_and_ciess_is_not_pale():
 
 
 def test_costs_count_each_search_once_and_add_up():
-    from ciess.costs import cost_summary, cost_table, cost_totals
+    from ciess.report.costs import cost_summary, cost_table, cost_totals
     costs = cost_table(REPO / "results/reference/ml-1m-lightgcn")
     ciess = costs[costs["method_label"] == "CIESS"]
     assert len(ciess) == 3 and ciess["search_s"].nunique() == 1  # one search serves 3 budgets

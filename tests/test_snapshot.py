@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from baselines import table_label
-from ciess import snapshot as snap
+from ciess.report import snapshot as snap
 from ciess.io import sha256_file
 from ciess.labels import describe_run
 from ciess.masks import count_params, save_mask, sizes_mask
-from ciess.reference import reference_rows, summary_lines, wide_beside_paper
+from ciess.report.reference import reference_rows, summary_lines, wide_beside_paper
 from conftest import REPO
 
 N_USERS, N_ITEMS = 30, 20
@@ -89,6 +89,21 @@ def test_snapshot_keeps_evidence_drops_weights_and_records_provenance(tmp_path):
     assert prov["rule_logs"]["logs/retrain_masked/toy.log"]["seconds"] == 150
     assert prov["machine"]["cores"] >= 1
     assert "toy-lightgcn" in (out / "PROVENANCE.md").read_text()
+
+
+def test_a_budget_a_search_never_reached_is_kept_without_data_checks(tmp_path):
+    """A `not_reached` record carries no numbers and no data checksum: it is copied, not refused."""
+    results = _results(tmp_path)
+    path = results / "runs/toy/lightgcn/ciess-g-rw-lam0.4-held/c95/seed0/metrics.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"budget": "c95", "dataset": "toy", "model": "lightgcn", "seed": 0,
+                                "method": "ciess-g-rw-lam0.4-held", "status": "not_reached",
+                                "message": "budget c95 not reached by this search; no result",
+                                "method_label": "CIESS (held)"}))
+    prov = snap.make_snapshot(results, tmp_path / "ref/toy")
+    assert (tmp_path / "ref/toy/runs/toy/lightgcn/ciess-g-rw-lam0.4-held/c95/seed0/metrics.json"
+            ).exists()
+    assert any(r["method"] == "ciess-g-rw-lam0.4-held" for r in prov["runs"])
 
 
 def test_snapshot_of_runs_made_elsewhere_names_that_machine(tmp_path):
@@ -199,7 +214,7 @@ def test_shipped_snapshot_holds_the_ciess_search_and_its_selected_masks(tmp_path
 
 
 def test_reproduction_summary_states_each_claim_with_its_evidence():
-    from ciess.reference import reproduction_summary
+    from ciess.report.reference import reproduction_summary
 
     rows = []
     values = {"CIESS": 0.20, "ES": 0.21, "MR": 0.18, "MDE": 0.22}
@@ -228,7 +243,7 @@ def test_reproduction_summary_states_each_claim_with_its_evidence():
 
 
 def test_a_rendering_from_the_snapshots_own_runs_is_recognised(tmp_path):
-    from ciess.reference import rendering_run_is_snapshot
+    from ciess.report.reference import rendering_run_is_snapshot
 
     results = _results(tmp_path)
     out = tmp_path / "ref/toy"

@@ -3,9 +3,9 @@ import pandas as pd
 
 from ciess.io import atomic_path, write_text
 from ciess.jobs import start_job
-from ciess.reports import (beside_paper, collect, format_table, provenance_table, summarise,
+from ciess.report.reports import (beside_paper, collect, format_table, provenance_table, summarise,
                            table1_rows, table2_rows)
-from ciess.tables import to_longtable, wide_table
+from ciess.report.tables import to_longtable, wide_table
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 log = start_job(sm)

@@ -1,6 +1,6 @@
 """Reference snapshots: the evidence of a real-data run, verified and small enough to commit.
 
-    python -m ciess.snapshot RESULTS_DIR results/reference/NAME --profile config/reference.yaml
+    python -m ciess.report.snapshot RESULTS_DIR results/reference/NAME --profile config/reference.yaml
 
 copies from a run's ``results/`` folder what a reader needs to check its numbers, and nothing
 heavy: every metrics JSON, every mask, CIESS search logs, executed masks, candidates and
@@ -29,7 +29,7 @@ from pathlib import Path
 from ciess.io import read_json, sha256_file
 from ciess.logs import log_span
 from ciess.masks import count_params, load_mask, meets_budget
-from ciess.records import RecordError, read_record
+from ciess.report.records import RecordError, read_record
 
 MAX_BYTES = 20 * 1024 * 1024
 KEEP_NAMES = ("metrics.json", "mask.npz", "search_log.csv", "masks.npz", "selection.csv",
@@ -65,6 +65,8 @@ def verify_run(metrics_path: Path, results: Path, manifests: dict[str, dict]) ->
         raise SnapshotError(f"{metrics_path}: dataset {dataset!r} has no split manifest in "
                             f"{results / 'data'}")
     manifest = manifests[dataset]
+    if rec.get("status", "ok") != "ok":  # e.g. a budget a search never reached: no numbers
+        return rec
     if rec.get("data_manifest_sha256") != manifest["manifest_sha256"]:
         raise SnapshotError(f"{metrics_path}: data_manifest_sha256 "
                             f"{rec.get('data_manifest_sha256')} != split manifest "
@@ -211,6 +213,9 @@ def provenance_markdown(prov: dict, name: str) -> str:
     lines += ["", "| run | steps (best) | wall s | train s | eval s | device |",
               "|---|---|---|---|---|---|"]
     for r in prov["runs"]:
+        if r["wall_time_s"] is None:  # a record without a run (a budget never reached)
+            lines.append(f"| {r['method']}/{r['budget']}/seed{r['seed']} | not run | | | | |")
+            continue
         lines.append(f"| {r['method']}/{r['budget']}/seed{r['seed']} | {r['steps_trained']} "
                      f"({r['best_step']}) | {r['wall_time_s']:.0f} | {r['train_time_s']:.0f} | "
                      f"{r['eval_time_s']:.0f} | {r['device']} |")

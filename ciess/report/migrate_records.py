@@ -2,7 +2,7 @@
 written before records carried them, e.g. a results folder or reference snapshot of an older
 version. Idempotent: records that have the fields are left alone.
 
-    python -m ciess.migrate_records RESULTS_FOLDER [...]
+    python -m ciess.report.migrate_records RESULTS_FOLDER [...]
 """
 from __future__ import annotations
 

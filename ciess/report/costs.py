@@ -16,7 +16,7 @@ import pandas as pd
 
 from ciess.io import read_json
 from ciess.logs import log_span
-from ciess.reports import run_columns
+from ciess.report.reports import run_columns
 
 
 def _records(root: Path):

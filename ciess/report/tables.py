@@ -11,8 +11,8 @@ from __future__ import annotations
 import pandas as pd
 
 from ciess.labels import METHOD_ORDER
-from ciess.reference import SHORT
-from ciess.reports import TABLE_METRICS, model_label
+from ciess.report.reference import SHORT
+from ciess.report.reports import TABLE_METRICS, model_label
 
 
 def wide_table(long: pd.DataFrame, variant_keys: tuple[str, ...] = ()) -> pd.DataFrame:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from ciess.evaluate import METRICS
 from ciess.labels import DEFAULT_RECIPE, budget_label, target_sparsity
-from ciess.records import RecordError, read_record
+from ciess.report.records import RecordError, read_record
 
 TABLE_METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
 VARIANT_KEYS = ("recipe", "noise", "random_walk", "lambda", "episodes")
@@ -28,7 +28,7 @@ def run_columns(rec: dict, path) -> dict:
     record)."""
     if "method_label" not in rec:
         raise RecordTooOld(f"{path}: no 'method_label' field (written before records described "
-                           "their method); run `python -m ciess.migrate_records <results folder>` "
+                           "their method); run `python -m ciess.report.migrate_records <results folder>` "
                            "once")
     variant = rec.get("variant") or {}
     if variant and "recipe" not in variant:  # a CIESS record written before recipes existed

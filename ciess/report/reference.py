@@ -1,6 +1,6 @@
 """Shipped reference results beside the paper: one wide row per (method, budget, final protocol).
 
-A snapshot (``ciess.snapshot``) holds the metrics JSON of every run of a real-data profile. Each
+A snapshot (``ciess.report.snapshot``) holds the metrics JSON of every run of a real-data profile. Each
 JSON records the test metrics of the train-only model (``train_val_es``) and, under a merged
 protocol, of the model retrained on train + validation (``merge_fixed``), in
 ``test_by_protocol``. This module lays them out as the paper's Table 1 does: columns R@5, R@20,
@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from ciess.labels import METHOD_ORDER
-from ciess.records import read_record
-from ciess.reports import TABLE_METRICS, model_label, paper_cells, run_columns
+from ciess.report.records import read_record
+from ciess.report.reports import TABLE_METRICS, model_label, paper_cells, run_columns
 
 SHORT = {"recall@5": "R@5", "recall@20": "R@20", "ndcg@5": "N@5", "ndcg@20": "N@20"}
 
@@ -103,7 +103,7 @@ def ordering(rows: pd.DataFrame, chain=("CIESS", "ES", "MR")) -> pd.DataFrame:
     """Per (dataset, model, protocol, budget, metric): does chain[0] > chain[1] > chain[2] hold in
     the mean over seeds, by how much (relative, %), on how many seeds, and a paired t-test over
     the seeds two methods share (p; None below 3 shared seeds)."""
-    from ciess.reports import paired_test
+    from ciess.report.reports import paired_test
 
     rows = rows[rows["method_label"].isin(chain) & rows["metric"].isin(ORDER_METRICS)]
     out = []

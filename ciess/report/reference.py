@@ -185,11 +185,19 @@ def reproduction_summary(rows: pd.DataFrame, wide: pd.DataFrame, paper: pd.DataF
             lines.append(f"- Not run in this snapshot (the paper prints them): {', '.join(missing)}")
     spans = prov.get("rule_logs", {})
     hours = sum(v["seconds"] for v in spans.values()) / 3600
-    m = prov.get("machine", {})
     lines.append(f"\nCompute: {hours:.1f} h of rule time in all ({len(spans)} rule logs, jobs "
-                 f"partly side by side) on {m.get('cpu', '?')}, {m.get('cores', '?')} cores; "
+                 f"partly side by side) on {run_machine(prov)}; "
                  "the wall time per run is in the snapshot's PROVENANCE.md.")
     return "\n".join(lines)
+
+
+def run_machine(prov: dict) -> str:
+    """Where a snapshot's runs were made: the machine it names (results copied from a GPU
+    lease), else the machine that made the snapshot (runs made there)."""
+    if prov.get("run_machine"):
+        return prov["run_machine"]
+    m = prov.get("machine", {})
+    return f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores"
 
 
 def _run_keys(rows) -> set:

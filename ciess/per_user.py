@@ -18,8 +18,9 @@ def per_user_path(metrics_path) -> Path:
     return Path(metrics_path).with_name(PER_USER_FILE)
 
 
-def write_per_user(metrics_path, per_user: dict[str, np.ndarray]) -> None:
-    with atomic_path(per_user_path(metrics_path)) as tmp:
+def write_per_user(path, per_user: dict[str, np.ndarray]) -> None:
+    """Write ``per_user_test.npz`` (``path``: the file, beside its run's metrics.json)."""
+    with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **{m: per_user[m].astype(np.float32)
                                        for m in PER_USER_METRICS})

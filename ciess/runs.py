@@ -30,7 +30,8 @@ def train_and_record(manifest: str, model_name: str, seed: int, train_cfg: dict,
                      final_protocol: str, model_overrides: dict, metrics_path: str,
                      mask_path: str | None = None, labels: dict | None = None,
                      config: dict | None = None, model_path: str | None = None,
-                     quality_path: str | None = None, init_state_path: str | None = None) -> dict:
+                     quality_path: str | None = None, init_state_path: str | None = None,
+                     per_user_path: str | None = None) -> dict:
     """Train with ``mask_path`` (or full size), write metrics JSON, optionally the model and
     the per-entity validation quality. Returns the metrics record."""
     split = load_split(manifest)
@@ -58,7 +59,8 @@ def train_and_record(manifest: str, model_name: str, seed: int, train_cfg: dict,
             with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, user_quality=out["valid"].user_quality,
                                     item_quality=out["valid"].item_quality)
-    write_per_user(metrics_path, out["test"].per_user)  # for paired comparisons (ciess.report.paired)
+    if per_user_path:  # each user's test values, for paired comparisons (ciess.report.paired)
+        write_per_user(per_user_path, out["test"].per_user)
     write_json(metrics_path, record)  # last: its presence means the run completed
     log.info("test: %s | params %d, sparsity %.4f", {k: round(v, 5) for k, v in record["test"].items()},
              record["params"], record["sparsity"])

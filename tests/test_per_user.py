@@ -27,7 +27,7 @@ def _run(tmp_path, method, seed, scale):
     path = tmp_path / method / f"seed{seed}" / "metrics.json"
     path.parent.mkdir(parents=True)
     base = np.linspace(0.1, 0.5, 50)
-    write_per_user(path, {m: base * scale for m in PER_USER_METRICS})
+    write_per_user(path.with_name("per_user_test.npz"), {m: base * scale for m in PER_USER_METRICS})
     return {"dataset": "toy", "model": "lightgcn", "budget": "c90", "method_label": method,
             "seed": seed, "path": path}
 

@@ -120,6 +120,10 @@ def _records(results):
     return [json.loads(p.read_text()) for p in results.rglob("metrics.json")]
 
 
+def test_the_repository_path_it_redacts_is_this_repository():
+    assert snap.REPO == REPO  # (a module moved one folder down once pointed at ciess/)
+
+
 def test_snapshot_replaces_machine_specific_paths(tmp_path):
     results = _results(tmp_path)
     out = tmp_path / "ref/toy"

@@ -30,7 +30,8 @@ def paired_bootstrap(ours: np.ndarray, ref: np.ndarray, n_boot: int = 2000, seed
 
 
 def runs_frame(metric_files) -> pd.DataFrame:
-    """The runs ``paired_vs`` reads, from metrics JSONs (verified reader; candidates left out)."""
+    """The runs ``paired_vs`` reads, from metrics JSONs (verified reader; candidates left out;
+    a CIESS result points to its chosen candidate's run, whose per-user values it reports)."""
     from ciess.report.records import read_record
     from ciess.report.reports import run_columns
 
@@ -39,9 +40,13 @@ def runs_frame(metric_files) -> pd.DataFrame:
         rec = read_record(path)
         if rec.get("status", "ok") != "ok" or rec.get("budget") in ("cand", "dense"):
             continue
+        path = Path(path)
+        if rec.get("candidate_method"):  # a CIESS result: its chosen candidate's retraining
+            path = (path.parents[3] / rec["candidate_method"] / "cand" / path.parent.name
+                    / path.name)
         rows.append({"dataset": rec["dataset"], "model": rec["model"], "budget": rec["budget"],
                      "method_label": run_columns(rec, path)["method_label"],
-                     "seed": rec["seed"], "path": Path(path)})
+                     "seed": rec["seed"], "path": path})
     return pd.DataFrame(rows, columns=["dataset", "model", "budget", "method_label", "seed",
                                        "path"])
 

@@ -26,6 +26,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from ciess.per_user import PER_USER_FILE
 from ciess.io import read_json, sha256_file
 from ciess.logs import log_span
 from ciess.masks import count_params, load_mask, meets_budget
@@ -33,13 +34,13 @@ from ciess.report.records import RecordError, read_record
 
 MAX_BYTES = 20 * 1024 * 1024
 KEEP_NAMES = ("metrics.json", "mask.npz", "search_log.csv", "masks.npz", "selection.csv",
-              "candidates.csv", "stats.json", "manifest.json", "provenance.json")
+              "candidates.csv", "stats.json", "manifest.json", "provenance.json", PER_USER_FILE)
 KEEP_TOP = {"tables": (".csv", ".tex"), "figures": (".png", ".pdf", ".svg", ".csv"),
             "search": (".csv",),  # CIESS candidates per budget and pool
             "notebooks": (".html",),
             "diagnostics": (".json", ".log", ".csv", ".md")}  # labelled side runs, never tables
 TEXT_SUFFIXES = (".json", ".log", ".csv", ".md", ".html", ".tex")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # ciess/report/snapshot.py -> the repository
 
 
 class SnapshotError(ValueError):

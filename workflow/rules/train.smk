@@ -7,6 +7,7 @@ rule pretrain_full:
         split_files=split_files,
     output:
         metrics="results/runs/{dataset}/{model}/full/dense/seed{seed}/metrics.json",
+        per_user="results/runs/{dataset}/{model}/full/dense/seed{seed}/per_user_test.npz",
         model="results/runs/{dataset}/{model}/full/dense/seed{seed}/model.pt",
         quality="results/runs/{dataset}/{model}/full/dense/seed{seed}/entity_quality.npz",
     log:
@@ -32,6 +33,7 @@ rule retrain_masked:
         unpack(retrain_inputs),
     output:
         metrics="results/runs/{dataset}/{model}/{method}/{budget}/seed{seed}/metrics.json",
+        per_user="results/runs/{dataset}/{model}/{method}/{budget}/seed{seed}/per_user_test.npz",
     log:
         "results/logs/retrain_masked/{dataset}/{model}/{method}/{budget}/seed{seed}.log",
     conda:

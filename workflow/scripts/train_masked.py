@@ -13,4 +13,5 @@ train_and_record(
     labels={"method": sm.params.method, "budget": sm.params.budget, "profile": sm.config["profile"],
             **sm.params.description},
     model_path=sm.output.get("model"), quality_path=sm.output.get("quality"),
+    per_user_path=sm.output.per_user,
 )

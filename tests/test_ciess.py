@@ -316,6 +316,43 @@ def test_trajectory_counts_budgets_per_episode_and_says_where_the_search_settles
     assert "95%: episodes 2-2" in text
 
 
+def test_trajectory_reads_a_running_searchs_job_log(tmp_path):
+    """The per-iteration lines ciess.search.search logs, read back as the search log's columns."""
+    import logging
+
+    from ciess.search.trajectory import per_episode, read_job_log
+
+    path = tmp_path / "seed0.log"
+    handler = logging.FileHandler(path)
+    logger = logging.getLogger("ciess.search.search")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        from ciess.search.env import SizeSearchEnv
+        from ciess.search.search import run_search
+        from ciess.train import TrainSettings
+        from helpers import random_split
+
+        split = random_split()
+        env = SizeSearchEnv(split, "lightgcn", np.full(split.n_users, 0.5),
+                            np.full(split.n_items, 0.5), "batches", 1,
+                            TrainSettings(batch_size=64, eval_every=1, max_batches=1), {}, 0)
+        out = run_search(env, SearchSettings(episodes=2, iterations=2, td3=TD3Settings(
+            hidden=8, batch_size=16)), 0, {})
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    log = read_job_log(path)
+    assert (log[["episode", "iteration"]].to_numpy() == out.log[["episode", "iteration"]]
+            .to_numpy()).all()
+    for col, printed in (("mean_action_user", 0.05), ("sparsity", 5e-5), ("val_avg_user", 5e-6)):
+        assert np.allclose(log[col], out.log[col], atol=printed * 1.001), col  # as printed
+    assert per_episode(log)["iterations"].tolist() == [2, 2]
+    (tmp_path / "empty.log").write_text("nothing here\n")
+    with pytest.raises(ValueError, match="no search iteration lines"):
+        read_job_log(tmp_path / "empty.log")
+
+
 # ------------------------------------------------------------------------------ resumable search
 def test_a_stopped_search_resumes_to_the_same_log_and_masks(tmp_path, monkeypatch):
     from ciess.search.env import SizeSearchEnv

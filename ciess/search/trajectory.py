@@ -1,7 +1,9 @@
 """Where a search's executed masks lie against the budgets, episode by episode.
 
     python -m ciess.search.trajectory results/search/<ds>/<model>/<search>/seed0/search_log.csv
+    python -m ciess.search.trajectory results/logs/ciess_search/<ds>/<model>/<search>/seed0.log
 
+(the second: a search still running or stopped, read from its job log's per-iteration lines)
 prints, per episode, the executed sparsity (mean, min, max), the mean sizes, the mean
 validation AVG and how many iterations met each budget; with ``policy_sparsity`` in the log
 (searches from 2026-12 on) also the noise-free policy's sparsity, which says whether the agents
@@ -10,6 +12,7 @@ themselves reach a budget or only their exploration does.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 import pandas as pd
@@ -17,10 +20,29 @@ import pandas as pd
 BUDGETS = (80, 90, 95)
 
 
+ITERATION_LINE = re.compile(
+    r"episode (?P<episode>\d+) iteration (?P<iteration>\d+): mean size user (?P<mean_action_user>"
+    r"[\d.]+) item (?P<mean_action_item>[\d.]+), sparsity (?P<sparsity>[\d.]+), val AVG "
+    r"(?P<val_avg_user>[\d.]+)")
+
+
+def read_job_log(path) -> pd.DataFrame:
+    """The per-iteration lines a search writes to its job log (ciess.search.search), as the
+    search log's columns: what exists of a search that has not finished."""
+    rows = [{k: float(v) for k, v in m.groupdict().items()}
+            for m in map(ITERATION_LINE.search, open(path, errors="replace")) if m]
+    if not rows:
+        raise ValueError(f"{path}: no search iteration lines")
+    out = pd.DataFrame(rows)
+    out[["episode", "iteration"]] = out[["episode", "iteration"]].astype(int)
+    return out
+
+
 def per_episode(log: pd.DataFrame, budgets=BUDGETS) -> pd.DataFrame:
-    agg = {"sparsity_mean": ("sparsity", "mean"), "sparsity_min": ("sparsity", "min"),
-           "sparsity_max": ("sparsity", "max"), "size_user": ("mean_action_user", "mean"),
-           "size_item": ("mean_action_item", "mean"), "val_avg": ("val_avg_user", "mean")}
+    agg = {"iterations": ("iteration", "size"), "sparsity_mean": ("sparsity", "mean"),
+           "sparsity_min": ("sparsity", "min"), "sparsity_max": ("sparsity", "max"),
+           "size_user": ("mean_action_user", "mean"), "size_item": ("mean_action_item", "mean"),
+           "val_avg": ("val_avg_user", "mean"), "val_avg_max": ("val_avg_user", "max")}
     if "policy_sparsity" in log:
         agg["policy_sparsity"] = ("policy_sparsity", "mean")
     out = log.groupby("episode").agg(**agg)
@@ -48,7 +70,9 @@ def main(argv=None) -> int:
     p.add_argument("search_log")
     p.add_argument("--last", type=int, default=10, help="episodes that count as settled")
     args = p.parse_args(argv)
-    table = per_episode(pd.read_csv(args.search_log))
+    log = read_job_log(args.search_log) if args.search_log.endswith(".log") \
+        else pd.read_csv(args.search_log)
+    table = per_episode(log)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.round(3).to_string())
     print(settled(table, args.last))

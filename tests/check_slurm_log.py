@@ -8,7 +8,9 @@ Checks, each failing with a message that names what is wrong:
   host (``localrule X:``) are only those of ``all`` and ``ciess.jobs.SUBMIT_HOST_RULES``;
 - the run ended with ``k of k steps (100%) done``;
 - SLURM itself (``squeue --states=all``) lists every one of those jobs as COMPLETED;
-- every metrics JSON under WORKDIR/results/runs names, as its ``slurm_job_id``, a job of this run.
+- every metrics JSON under WORKDIR/results/runs names, as its ``slurm_job_id``, a job of this run;
+  the one exception is a gap record (``status: not_reached``, written on the submit host by
+  ciess_select when a search never reached a budget), which must carry no trained numbers.
 Prints the table of Snakemake job -> SLURM job id -> rule.
 """
 from __future__ import annotations
@@ -74,6 +76,22 @@ def placement_problems(remote: dict, local: dict, submitted: dict) -> list[str]:
     return problems
 
 
+def record_problems(records: dict[str, dict], job_ids: set[str]) -> list[str]:
+    """Metrics records ({path: record}) that no SLURM job of this run wrote. A gap record
+    (status not_reached) is written on the submit host and must hold no trained numbers."""
+    problems = []
+    for path, record in records.items():
+        if record.get("status") == "not_reached":
+            trained = sorted({"valid", "test", "train"} & record.keys())
+            if trained:
+                problems.append(f"{path}: a not_reached record carries trained numbers {trained}")
+            continue
+        job = record.get("slurm_job_id")
+        if job not in job_ids:
+            problems.append(f"{path}: slurm_job_id {job!r} is not a job of this run")
+    return problems
+
+
 def check(log_path: Path, workdir: Path) -> list[str]:
     remote, local, submitted, finished = parse_log(log_path.read_text())
     problems = placement_problems(remote, local, submitted)
@@ -82,21 +100,19 @@ def check(log_path: Path, workdir: Path) -> list[str]:
     for slurm_id, state in slurm_states(submitted.values()).items():
         if state != "COMPLETED":
             problems.append(f"SLURM job {slurm_id}: state {state}")
-    ids = set(submitted.values())
     runs = sorted((workdir / "results/runs").glob("**/metrics.json"))
     if not runs:
         problems.append(f"no metrics JSON under {workdir}/results/runs")
-    for path in runs:
-        job = json.loads(path.read_text()).get("slurm_job_id")
-        if job not in ids:
-            problems.append(f"{path.relative_to(workdir)}: slurm_job_id {job!r} is not a job of "
-                            "this run")
+    records = {str(p.relative_to(workdir)): json.loads(p.read_text()) for p in runs}
+    problems += record_problems(records, set(submitted.values()))
+    gaps = sum(r.get("status") == "not_reached" for r in records.values())
     print(f"{'snakemake job':>14}  {'SLURM job':>9}  rule")
     for jobid, rule in sorted(remote.items(), key=lambda kv: int(submitted.get(kv[0], 0))):
         print(f"{jobid:>14}  {submitted.get(jobid, '-'):>9}  {rule}")
     print(f"{len(remote)} jobs started, {len(submitted)} submitted with sbatch, "
           f"{len(local)} on the submit host ({', '.join(sorted(set(local.values())))}), "
-          f"{len(runs)} metrics files carry a SLURM job id of this run")
+          f"{len(runs) - gaps} metrics files carry a SLURM job id of this run, {gaps} are gap "
+          "records (budget not reached)")
     return problems
 
 

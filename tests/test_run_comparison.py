@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 
-from check_slurm_log import parse_log, placement_problems
+from check_slurm_log import parse_log, placement_problems, record_problems
 from run_comparison import compare_runs
 
 METRICS = "results/runs/ml-100k/lightgcn/es/c80/seed0/metrics.json"
@@ -86,3 +86,15 @@ def test_sbatch_log_parser_finds_jobs_that_bypassed_slurm():
     assert placement_problems(remote, local, submitted) == [
         "job 9 (retrain_masked) ran without an sbatch submission",
         "job 10 (make_masks_es) ran on the submit host, not through SLURM"]
+
+
+def test_every_trained_record_names_a_slurm_job_of_the_run_and_gap_records_hold_no_numbers():
+    ok = {"status": "ok", "slurm_job_id": "11", "test": {"recall@20": 0.1}}
+    gap = {"status": "not_reached", "budget": "c95", "message": "budget c95 not reached"}
+    assert record_problems({"a/metrics.json": ok, "b/metrics.json": gap}, {"11"}) == []
+    # a trained record from elsewhere, and a gap record that somehow holds numbers, both fail
+    foreign = {**ok, "slurm_job_id": None}
+    bad_gap = {**gap, "test": {"recall@20": 0.1}}
+    assert record_problems({"a/metrics.json": foreign, "b/metrics.json": bad_gap}, {"11"}) == [
+        "a/metrics.json: slurm_job_id None is not a job of this run",
+        "b/metrics.json: a not_reached record carries trained numbers ['test']"]

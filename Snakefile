@@ -49,12 +49,6 @@ include: "workflow/rules/diagnostics.smk"
 include: "workflow/rules/report.smk"
 
 
-from ciess.jobs import SUBMIT_HOST_RULES
-
-# light file work, not worth a cluster job (a target-only rule like `all` is local anyway)
-workflow.localrules(*SUBMIT_HOST_RULES)
-
-
 rule all:
     default_target: True
     input:

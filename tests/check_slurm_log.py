@@ -5,7 +5,7 @@
 Checks, each failing with a message that names what is wrong:
 - every job Snakemake started (``rule X:`` blocks) has a line
   ``Job N has been submitted with SLURM jobid M``, and there is at least one; jobs on the submit
-  host (``localrule X:``) are only those of ``all`` and ``ciess.jobs.SUBMIT_HOST_RULES``;
+  host (``localrule X:``) are only ``all`` and the rules the workflow marks ``localrule: True``;
 - the run ended with ``k of k steps (100%) done``;
 - SLURM itself (``squeue --states=all``) lists every one of those jobs as COMPLETED;
 - every metrics JSON under WORKDIR/results/runs names, as its ``slurm_job_id``, a job of this run;
@@ -25,10 +25,18 @@ RULE_RE = re.compile(r"^(local)?(?:rule|checkpoint) (\S+):$")
 JOBID_RE = re.compile(r"^\s+jobid: (\d+)$")
 SUBMIT_RE = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+)")
 DONE_RE = re.compile(r"^(\d+) of (\d+) steps \(100%\) done$")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ciess.jobs import SUBMIT_HOST_RULES  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
-LOCAL_ALLOWED = {"all", *SUBMIT_HOST_RULES}
+
+def workflow_local_rules(repo: Path = REPO) -> set[str]:
+    """The rules the workflow itself marks ``localrule: True`` (read by loading the Snakefile)."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import OutputSettings, ResourceSettings
+
+    with SnakemakeApi(OutputSettings()) as api:
+        workflow = api.workflow(resource_settings=ResourceSettings(cores=1),
+                                snakefile=repo / "Snakefile", workdir=repo)
+        return set(workflow._workflow._localrules)  # Snakemake keeps them in this one set
 
 
 def parse_log(text: str) -> tuple[dict, dict, dict, bool]:
@@ -62,8 +70,11 @@ def slurm_states(ids) -> dict[str, str]:
     return {i: states.get(i, "not listed by squeue") for i in ids}
 
 
-def placement_problems(remote: dict, local: dict, submitted: dict) -> list[str]:
-    """Jobs that should have gone through sbatch and did not (from ``parse_log``)."""
+def placement_problems(remote: dict, local: dict, submitted: dict,
+                       local_rules: set[str]) -> list[str]:
+    """Jobs that should have gone through sbatch and did not (from ``parse_log``); only ``all``
+    and ``local_rules`` may run on the submit host."""
+    allowed = {"all", *local_rules}
     problems = []
     if not remote:
         problems.append("no job was started through the SLURM executor")
@@ -71,7 +82,7 @@ def placement_problems(remote: dict, local: dict, submitted: dict) -> list[str]:
         if jobid not in submitted:
             problems.append(f"job {jobid} ({rule}) ran without an sbatch submission")
     for jobid, rule in sorted(local.items()):
-        if rule not in LOCAL_ALLOWED:
+        if rule not in allowed:
             problems.append(f"job {jobid} ({rule}) ran on the submit host, not through SLURM")
     return problems
 
@@ -94,7 +105,7 @@ def record_problems(records: dict[str, dict], job_ids: set[str]) -> list[str]:
 
 def check(log_path: Path, workdir: Path) -> list[str]:
     remote, local, submitted, finished = parse_log(log_path.read_text())
-    problems = placement_problems(remote, local, submitted)
+    problems = placement_problems(remote, local, submitted, workflow_local_rules())
     if not finished:
         problems.append("the log does not end with 'k of k steps (100%) done'")
     for slurm_id, state in slurm_states(submitted.values()).items():

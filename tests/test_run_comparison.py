@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 
-from check_slurm_log import parse_log, placement_problems, record_problems
+from check_slurm_log import parse_log, placement_problems, record_problems, workflow_local_rules
 from run_comparison import compare_runs
 
 METRICS = "results/runs/ml-100k/lightgcn/es/c80/seed0/metrics.json"
@@ -82,8 +82,8 @@ def test_sbatch_log_parser_finds_jobs_that_bypassed_slurm():
     assert remote == {5: "pretrain_full", 7: "ciess_search", 9: "retrain_masked"}
     assert local == {3: "fetch_dataset", 8: "ciess_candidates", 10: "make_masks_es", 0: "all"}
     assert submitted == {5: "11", 7: "12"} and finished
-    # the submit-host rules (ciess.jobs.SUBMIT_HOST_RULES) may run locally; nothing else may
-    assert placement_problems(remote, local, submitted) == [
+    # the rules the workflow marks `localrule: True` may run locally; nothing else may
+    assert placement_problems(remote, local, submitted, workflow_local_rules()) == [
         "job 9 (retrain_masked) ran without an sbatch submission",
         "job 10 (make_masks_es) ran on the submit host, not through SLURM"]
 
@@ -98,3 +98,10 @@ def test_every_trained_record_names_a_slurm_job_of_the_run_and_gap_records_hold_
     assert record_problems({"a/metrics.json": foreign, "b/metrics.json": bad_gap}, {"11"}) == [
         "a/metrics.json: slurm_job_id None is not a job of this run",
         "b/metrics.json: a not_reached record carries trained numbers ['test']"]
+
+
+def test_the_workflow_marks_only_the_light_bookkeeping_rules_local():
+    # read from the Snakefile itself; `use rule ... with:` does not inherit `localrule`, so the
+    # interval variant of ciess_select carries its own
+    assert workflow_local_rules() == {"fetch_dataset", "ciess_candidates", "ciess_candidate_mask",
+                                      "ciess_select", "ciess_select_interval", "aggregate_results"}

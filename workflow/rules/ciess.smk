@@ -32,6 +32,7 @@ checkpoint ciess_candidates:
         candidates="results/search/{dataset}/{model}/ciess-{search}/seed{seed}/candidates/{pool}/{budget}.csv",
     log:
         "results/logs/ciess_candidates/{dataset}/{model}/{search}/{pool}/{budget}/seed{seed}.log",
+    localrule: True
     conda:
         "../../environment.yml"
     resources:
@@ -52,6 +53,7 @@ rule ciess_candidate_mask:
         mask="results/masks/{dataset}/{model}/ciess-{search}-e{episode}i{iteration}/cand/seed{seed}/mask.npz",
     log:
         "results/logs/ciess_candidate_mask/{dataset}/{model}/{search}/seed{seed}/e{episode}i{iteration}.log",
+    localrule: True
     conda:
         "../../environment.yml"
     resources:
@@ -69,6 +71,7 @@ rule ciess_select:
         selection="results/runs/{dataset}/{model}/ciess-{search}/{budget}/seed{seed}/selection.csv",
     log:
         "results/logs/ciess_select/{dataset}/{model}/{search}/all/{budget}/seed{seed}.log",
+    localrule: True
     conda:
         "../../environment.yml"
     resources:
@@ -89,6 +92,7 @@ use rule ciess_select as ciess_select_interval with:
         selection="results/runs/{dataset}/{model}/ciess-{search}-{pool}/{budget}/seed{seed}/selection.csv",
     log:
         "results/logs/ciess_select/{dataset}/{model}/{search}/{pool}/{budget}/seed{seed}.log",
+    localrule: True
     params:
         method=lambda wc: ciess_method(wc.search, wc.pool),
         description=lambda wc: run_description(

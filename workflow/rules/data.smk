@@ -6,6 +6,7 @@ rule fetch_dataset:
         source_dir=directory("results/data/{dataset}/source"),
     log:
         "results/logs/fetch_dataset/{dataset}.log",
+    localrule: True
     conda:
         "../../environment.yml"
     resources:

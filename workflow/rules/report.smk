@@ -24,6 +24,7 @@ rule aggregate_results:
         table2_tex=update("results/tables/table2.tex"),
     log:
         "results/logs/aggregate_results.log",
+    localrule: True
     conda:
         "../../environment.yml"
     resources:

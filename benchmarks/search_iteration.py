@@ -38,7 +38,7 @@ def main(argv=None) -> int:
         masks = [(int(m["episode"][r]), int(m["iteration"][r]), m["user_sizes"][r],
                   m["item_sizes"][r]) for r in args.rows]
     env = SizeSearchEnv(split, "lightgcn", np.ones(split.n_users), np.ones(split.n_items),
-                        "epochs", 5, train_settings(args.profile, Path("config/quick.yaml")),
+                        "epochs", 5, train_settings(args.profile),
                         {}, 0)
     mean = {}
     for threads in args.threads:

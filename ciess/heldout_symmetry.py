@@ -29,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from ciess.evaluate import evaluate
 from ciess.io import atomic_path
 from ciess.masks import Mask, account, load_mask, sizes_mask
+from ciess.profiles import load_profile
 from ciess.data.read_split import SplitData, load_split
 from ciess.train import TrainSettings, initial_model, resolve_device, train_model
 
@@ -83,13 +83,10 @@ def symmetric_scores(split: SplitData, model_name: str, mask: Mask, seed: int,
     return row
 
 
-def train_settings(profile: Path | None, overlay_on: Path | None) -> TrainSettings:
-    """The `train:` block of a profile (an overlay's keys over its base profile's)."""
-    cfg = {}
-    for path in (overlay_on, profile):
-        if path is not None:
-            cfg.update((yaml.safe_load(Path(path).read_text()) or {}).get("train") or {})
-    return TrainSettings.from_config({**cfg, "device": "cpu"})
+def train_settings(profile: Path | None) -> TrainSettings:
+    """The `train:` block of the embedded default with ``profile`` (an overlay) applied."""
+    train = load_profile(*([profile] if profile else []), root=Path.cwd())["train"]
+    return TrainSettings.from_config({**train, "device": "cpu"})
 
 
 def main(argv=None) -> int:
@@ -101,13 +98,11 @@ def main(argv=None) -> int:
     p.add_argument("--variants", nargs="+", default=["as_is"], choices=VARIANTS)
     p.add_argument("--model", default="lightgcn")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--profile", type=Path, help="profile whose train: block to use")
-    p.add_argument("--base-profile", type=Path, default=Path("config/quick.yaml"),
-                   help="the profile an overlay profile extends")
+    p.add_argument("--profile", type=Path, help="overlay profile whose train: block to use")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     split = load_split(args.manifest)
-    settings = train_settings(args.profile, args.base_profile)
+    settings = train_settings(args.profile)
     masks = dict(item.split("=", 1) for item in args.mask)
     done = pd.read_csv(args.out) if args.out.exists() else pd.DataFrame()
     have = set(zip(done.get("label", []), done.get("variant", [])))

@@ -15,6 +15,7 @@ from ciess.data.fetch import (ChecksumMismatch, DataSourceError, fetch_dataset, 
                               verify_fetched, verify_or_refetch)
 from ciess.data.preprocess import PARSERS, drop_ml1m_first_rating, preprocess
 from ciess.data.split import split_per_user
+from ciess.profiles import load_profile
 from ciess.io import file_digests
 from conftest import REPO, run_workflow
 
@@ -198,7 +199,8 @@ def test_yelp2018_format_goes_through_the_full_workflow_path(tmp_path):
 def test_mirror_splits_match_published_stats_and_are_stable(mirror, tmp_path):
     work = tmp_path / "work"
     targets = [f"results/data/{d}/split/manifest.json" for d in ("ml-1m", "yelp2018-test")]
-    args = [*targets, "--config", 'datasets=["ml-1m","yelp2018-test"]']
+    args = [*targets, "--configfile", "config/stand-ins.yaml",
+            "--config", 'datasets=["ml-1m","yelp2018-test"]']
     run_workflow(work, *args, env={"CIESS_DATA_MIRROR": str(mirror)})
     first = {t: json.loads((work / t).read_text()) for t in targets}
     ml = json.loads((work / "results/data/ml-1m/stats.json").read_text())
@@ -217,9 +219,9 @@ def test_corrupted_mirror_file_fails_the_rule_and_leaves_no_output(tmp_path):
     mirror = tmp_path / "mirror"
     _write(mirror / "yelp2018/test.txt", "0 1 2 3\n")  # not the real file: checksum must fail
     work = tmp_path / "work"
-    proc = run_workflow(work, "results/data/yelp2018-test/source", "--config",
-                        'datasets=["yelp2018-test"]', env={"CIESS_DATA_MIRROR": str(mirror)},
-                        check=False)
+    proc = run_workflow(work, "results/data/yelp2018-test/source", "--configfile",
+                        "config/stand-ins.yaml", "--config", 'datasets=["yelp2018-test"]',
+                        env={"CIESS_DATA_MIRROR": str(mirror)}, check=False)
     assert proc.returncode != 0
     log = (work / "results/logs/fetch_dataset/yelp2018-test.log").read_text()
     assert "checksum mismatch" in log and "9cd9b37926cd1447" in log
@@ -227,7 +229,7 @@ def test_corrupted_mirror_file_fails_the_rule_and_leaves_no_output(tmp_path):
 
 
 def test_bad_config_value_fails_at_dag_start_naming_the_key(tmp_path):
-    bad = yaml.safe_load((REPO / "config/quick.yaml").read_text())
+    bad = load_profile()
     bad["data"]["split"]["seed"] = "forty-two"
     _write(tmp_path / "bad.yaml", yaml.safe_dump(bad))
     proc = run_workflow(tmp_path / "work", "-n", "--configfile", str(tmp_path / "bad.yaml"),
@@ -272,7 +274,7 @@ def test_training_jobs_declare_the_profiles_resources(tmp_path):
 
 
 def test_unknown_resource_key_fails_naming_it(tmp_path):
-    bad = yaml.safe_load((REPO / "config/quick.yaml").read_text())
+    bad = load_profile()
     bad["resources"]["training"]["gpus"] = 1  # the key is `gpu`
     _write(tmp_path / "bad.yaml", yaml.safe_dump(bad))
     proc = run_workflow(tmp_path / "work", "-n", "--configfile", str(tmp_path / "bad.yaml"),

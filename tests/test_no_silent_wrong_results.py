@@ -24,6 +24,7 @@ from ciess.models.registry import MODELS
 from ciess.report.records import RecordError, read_record
 from ciess.data.read_split import SplitMismatch, load_split
 from conftest import REPO
+from ciess.profiles import load_profile
 
 import pandas as pd
 
@@ -148,8 +149,7 @@ def test_save_mask_checks_the_entity_counts(tmp_path):
 
 # 4. impossible or misspelt settings -----------------------------------------------------------
 def _config(**over):
-    with open(REPO / "config/quick.yaml") as fh:
-        cfg = yaml.safe_load(fh)
+    cfg = load_profile()
     for key, value in over.items():
         node = cfg
         *path, last = key.split(".")

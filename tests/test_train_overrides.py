@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from conftest import REPO, run_workflow
+from ciess.profiles import load_profile
 
 
 @pytest.mark.slow
@@ -19,7 +20,7 @@ def test_a_models_train_overrides_reach_its_runs_only(tmp_path, mirror):
     run_workflow(tmp_path / "work", *targets, "--configfile", str(tmp_path / "over.yaml"))
     neumf, lightgcn = (json.loads((tmp_path / "work" / t).read_text()) for t in targets)
     assert neumf["train_settings"]["max_batches"] == 6 and neumf["steps_trained"] <= 6
-    quick = yaml.safe_load((REPO / "config/quick.yaml").read_text())["train"]["max_batches"]
+    quick = load_profile()["train"]["max_batches"]
     assert lightgcn["train_settings"]["max_batches"] == quick != 6
 
 

@@ -1,0 +1,77 @@
+"""config/config.yaml is the one full profile; quick.yaml (the embedded default) and the others
+are overlays. What the Snakefile resolves equals ciess.profiles.load_profile, the quick overlay
+only sets keys the full profile has, and the full profile given on the command line is itself."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ciess.profiles import EMBEDDED_DEFAULT, load_profile, merged, read_yaml
+from conftest import REPO
+
+
+def _key_paths(tree: dict, prefix: str = "") -> set[str]:
+    paths = set()
+    for key, value in tree.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        paths |= _key_paths(value, path) if isinstance(value, dict) and value else {path}
+    return paths
+
+
+def _snakemake_config(*configfiles: str) -> dict:
+    """The config Snakemake resolves for the repository's Snakefile."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+    with SnakemakeApi(OutputSettings()) as api:
+        workflow = api.workflow(
+            resource_settings=ResourceSettings(cores=1),
+            config_settings=ConfigSettings(configfiles=[REPO / f for f in configfiles]),
+            snakefile=REPO / "Snakefile", workdir=REPO)
+        return dict(workflow._workflow.config)
+
+
+def test_merging_follows_snakemake_mappings_merge_everything_else_replaces():
+    base = {"a": {"x": 1, "y": [1, 2]}, "b": 2}
+    over = {"a": {"y": [3]}, "c": {"z": 1}}
+    assert merged(base, over) == {"a": {"x": 1, "y": [3]}, "b": 2, "c": {"z": 1}}
+    assert base == {"a": {"x": 1, "y": [1, 2]}, "b": 2}  # unchanged
+
+
+def test_the_quick_overlay_sets_only_keys_of_the_full_profile():
+    full = _key_paths(read_yaml(REPO / EMBEDDED_DEFAULT[0]))
+    extra = sorted(_key_paths(read_yaml(REPO / EMBEDDED_DEFAULT[1])) - full)
+    assert extra == [], f"config/quick.yaml sets keys config/config.yaml lacks: {extra}"
+    # and it is an overlay, not a second copy: fewer than a third of the full profile's values
+    assert len(_key_paths(read_yaml(REPO / EMBEDDED_DEFAULT[1]))) < len(full) / 3
+
+
+def test_the_full_profile_on_the_command_line_is_the_paper_profile_whole():
+    assert load_profile("config/config.yaml") == read_yaml(REPO / "config/config.yaml")
+
+
+@pytest.mark.parametrize("overlays", [(), ("config/config.yaml",), ("config/reference.yaml",),
+                                      ("config/stand-ins.yaml",)])
+def test_the_snakefile_resolves_what_load_profile_says(overlays):
+    resolved, expected = _snakemake_config(*overlays), load_profile(*overlays)
+    # the workflow keeps only the active methods and recipes (workflow/rules/config.smk)
+    recipes = expected["ciess"]["recipes"]
+    expected["ciess"]["recipes"] = {r: recipes[r] for r in expected["ciess"]["active_recipes"]}
+    if "active_methods" in expected:
+        expected["methods"] = {m: expected["methods"][m] for m in expected["active_methods"]}
+    assert resolved == expected
+    assert resolved["profile"] == {(): "quick", ("config/config.yaml",): "paper",
+                                   ("config/reference.yaml",): "reference",
+                                   ("config/stand-ins.yaml",): "quick"}[overlays]
+
+
+def test_stand_in_datasets_stay_out_of_the_real_profiles():
+    catalog = read_yaml(REPO / "config/datasets.yaml")
+    stand_ins = {name for name, entry in catalog.items()
+                 if "STAND-IN" in str(entry.get("description", ""))}
+    assert stand_ins == {"yelp2018-test"}
+    for profile in ("config/config.yaml", "config/quick.yaml", "config/reference.yaml"):
+        text = Path(REPO / profile).read_text()
+        assert not any(name in text for name in stand_ins), profile
+    assert set(load_profile("config/stand-ins.yaml")["ciess"]["lambda"]) >= stand_ins

@@ -38,6 +38,25 @@ def config_hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+# Training settings that do not change a result: where it ran and a memory knob.
+PLACEMENT_TRAIN_KEYS = ("device", "eval_batch_users")
+
+
+def settings_hash(record: dict) -> str:
+    """The settings that shape a run's result, hashed from its record: the training settings
+    (without PLACEMENT_TRAIN_KEYS), the model's hyperparameters, the final protocol and the
+    method's own settings (``method_settings``; absent from records written before them). Unlike
+    ``config_hash`` it leaves out what only selects or places runs (seeds, datasets, active
+    methods, threads, device), so every seed of one Table 1 cell shares it."""
+    train = {k: v for k, v in (record.get("train_settings") or {}).items()
+             if k not in PLACEMENT_TRAIN_KEYS}
+    shaping = {"train": train, "model_hparams": record.get("model_hparams"),
+               "final_protocol": record.get("final_protocol")}
+    if record.get("method_settings") is not None:
+        shaping["method_settings"] = record["method_settings"]
+    return config_hash(shaping)
+
+
 def execution_host() -> dict:
     """Where the job ran: the host, and the SLURM job id when a SLURM executor placed it."""
     return {"host": socket.gethostname(), "slurm_job_id": os.environ.get("SLURM_JOB_ID")}

@@ -10,7 +10,7 @@ from ciess.io import atomic_path, sha256_file, write_json
 from ciess.masks import Mask, check_budget, load_mask
 from ciess.models import gmf_dense, model_spec
 from ciess.per_user import write_per_user
-from ciess.provenance import run_provenance
+from ciess.provenance import run_provenance, settings_hash
 from ciess.data.read_split import load_split
 from ciess.train import TrainSettings, run_masked_training
 
@@ -51,6 +51,7 @@ def train_and_record(manifest: str, model_name: str, seed: int, train_cfg: dict,
               "mask_file": mask_path, "mask_sha256": sha256_file(mask_path) if mask_path else None,
               "mask_meta": mask.meta if mask else None, "init_state": init_state_path,
               **run_provenance(config)}
+    record["settings_hash"] = settings_hash(record)
     if model_path:
         with atomic_path(model_path) as tmp:
             torch.save(out["model"].state_dict(), tmp)

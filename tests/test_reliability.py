@@ -189,6 +189,43 @@ def test_aggregation_refuses_records_of_one_dataset_from_two_splits(tmp_path):
     assert set(collect([a, b])["seed"]) == {0, 1}
 
 
+@pytest.mark.parametrize("change", [
+    {"train_settings": {"batch_size": 10000, "max_batches": 12000}},  # another train: block
+    {"final_protocol": "merge_code"},
+    {"method_settings": {"params": {"alphas": [0.3]}}},  # the method's own settings
+])
+def test_aggregation_refuses_a_cell_whose_seeds_were_made_with_different_settings(tmp_path, change):
+    from ciess.report.reports import collect
+
+    same = {"train_settings": {"batch_size": 10000, "max_batches": 4000, "device": "cpu"},
+            "final_protocol": "merge_fixed", "method_label": "ES", "method_settings": {"params": {}}}
+    a = _place(tmp_path, "runs/toy/lightgcn/es/c80/seed0", {**_record(), **same})
+    b = _place(tmp_path, "runs/toy/lightgcn/es/c80/seed1", {**_record(seed=1), **same, **change})
+    with pytest.raises(RecordError, match=r"toy/lightgcn/es/c80: settings \w+: .*seed0/metrics\.json; "
+                                          r"settings \w+: .*seed1/metrics\.json"):
+        collect([a, b])
+    # the explicit option averages them, and the rows say which settings each run had
+    rows = collect([a, b], allow_mixed_settings=True)
+    assert rows.groupby("seed")["settings_hash"].first().nunique() == 2
+    # where a run was made does not count: the same settings on another device are one cell
+    write_json(b, {**_record(seed=1), **same,
+                   "train_settings": {**same["train_settings"], "device": "cuda"}})
+    assert collect([a, b])["settings_hash"].nunique() == 1
+
+
+def test_a_record_whose_settings_were_edited_after_the_run_is_refused(tmp_path):
+    from ciess.provenance import settings_hash
+    from ciess.report.reports import collect
+
+    rec = {**_record(), "method_label": "ES", "train_settings": {"max_batches": 4000}}
+    rec["settings_hash"] = settings_hash(rec)
+    path = _place(tmp_path, "runs/toy/lightgcn/es/c80/seed0", rec)
+    assert len(collect([path])) > 0
+    write_json(path, {**rec, "train_settings": {"max_batches": 12000}})
+    with pytest.raises(RecordError, match=r"settings_hash \w+ does not match .* was edited"):
+        collect([path])
+
+
 # 9. messages that name the file ----------------------------------------------------------------
 @pytest.mark.parametrize("error", [
     RuntimeError("[enforce fail at inline_container.cc:595] . unexpected pos 64 vs 0"),

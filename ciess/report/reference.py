@@ -15,7 +15,8 @@ import pandas as pd
 
 from ciess.labels import METHOD_ORDER
 from ciess.report.records import read_record
-from ciess.report.reports import TABLE_METRICS, model_label, paper_cells, run_columns
+from ciess.report.reports import (TABLE_METRICS, check_one_setting_per_cell, model_label,
+                                  paper_cells, run_columns)
 
 SHORT = {"recall@5": "R@5", "recall@20": "R@20", "ndcg@5": "N@5", "ndcg@20": "N@20"}
 
@@ -27,8 +28,9 @@ def snapshot_runs(snapshot: str | Path) -> list[Path]:
 def reference_rows(metric_files) -> pd.DataFrame:
     """Tidy rows: one per (run, final protocol, table metric) with the test value."""
     rows = []
-    for path in metric_files:
-        rec = read_record(path)  # the same checks as aggregation: ranges, budget, location
+    records = {path: read_record(path) for path in metric_files}  # aggregation's checks:
+    check_one_setting_per_cell(records)  # ranges, budget, location, one setting per cell
+    for path, rec in records.items():
         budget = rec.get("budget", "dense")
         if rec.get("status", "ok") != "ok" or budget == "cand":  # candidates: not results
             continue

@@ -13,6 +13,7 @@ import pandas as pd
 
 from ciess.evaluate import METRICS
 from ciess.labels import DEFAULT_RECIPE, budget_label, target_sparsity
+from ciess.provenance import settings_hash
 from ciess.report.records import RecordError, read_record
 
 TABLE_METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
@@ -59,11 +60,46 @@ def check_one_data_version(records: dict) -> None:
                               f"'{rec['dataset']}', another split): refusing to mix them")
 
 
-def collect(metric_files: list[str | Path]) -> pd.DataFrame:
+def mixed_settings_cells(records: dict) -> dict[tuple, dict[str, list[str]]]:
+    """Table cells (dataset, model, method, budget) whose runs were made with different
+    settings (``ciess.provenance.settings_hash``): {cell: {hash: [paths]}}. A record whose
+    stored ``settings_hash`` no longer matches its own fields was edited: refused."""
+    cells: dict[tuple, dict[str, list[str]]] = {}
+    for path, rec in records.items():
+        if rec.get("status", "ok") != "ok":
+            continue
+        digest = settings_hash(rec)
+        if rec.get("settings_hash") not in (None, digest):
+            raise RecordError(f"{path}: settings_hash {rec['settings_hash']} does not match the "
+                              f"settings the record holds ({digest}): the record was edited")
+        cell = (rec["dataset"], rec["model"], rec["method"], rec.get("budget", "dense"))
+        cells.setdefault(cell, {}).setdefault(digest, []).append(str(path))
+    return {cell: by_hash for cell, by_hash in cells.items() if len(by_hash) > 1}
+
+
+def check_one_setting_per_cell(records: dict, allow_mixed: bool = False) -> list[str]:
+    """Every seed of a cell must come from the same settings (a seed from another profile or
+    train: block is not averaged in silently). ``allow_mixed`` (config
+    ``allow_mixed_settings``) turns the refusal into the returned list of cells; the
+    aggregation logs them and the provenance table shows several settings_hash values."""
+    mixed = mixed_settings_cells(records)
+    lines = [f"{'/'.join(cell)}: " + "; ".join(f"settings {h}: {', '.join(paths)}"
+                                              for h, paths in by_hash.items())
+             for cell, by_hash in mixed.items()]
+    if lines and not allow_mixed:
+        raise RecordError("runs of one table cell were made with different settings "
+                          "(train settings, model hyperparameters, final protocol or the "
+                          "method's settings); rerun them alike, or set allow_mixed_settings: "
+                          "true to average them anyway:\n  " + "\n  ".join(lines))
+    return lines
+
+
+def collect(metric_files: list[str | Path], allow_mixed_settings: bool = False) -> pd.DataFrame:
     """Every metrics JSON -> one tidy row per (run, split, metric)."""
     rows = []
     records = {path: read_record(path) for path in metric_files}
     check_one_data_version(records)
+    check_one_setting_per_cell(records, allow_mixed_settings)
     for path, rec in records.items():
         budget = rec.get("budget", "dense")
         base = {"dataset": rec["dataset"], "model": rec["model"], "method": rec["method"],
@@ -81,12 +117,13 @@ def collect(metric_files: list[str | Path]) -> pd.DataFrame:
                              "params": rec["params"], "device": rec.get("device"),
                              "git_revision": rec.get("git_revision"),
                              "config_hash": rec.get("config_hash"),
+                             "settings_hash": settings_hash(rec),
                              "data_manifest_sha256": rec.get("data_manifest_sha256")})
     return pd.DataFrame(rows)
 
 
-PROVENANCE_FIELDS = ("device", "git_revision", "config_hash", "data_manifest_sha256", "host",
-                     "slurm_job_id")
+PROVENANCE_FIELDS = ("device", "git_revision", "config_hash", "settings_hash",
+                     "data_manifest_sha256", "host", "slurm_job_id")
 
 
 def provenance_table(metric_files) -> pd.DataFrame:
@@ -98,6 +135,8 @@ def provenance_table(metric_files) -> pd.DataFrame:
         row = {key: rec.get(key) for key in ("dataset", "model", "method", "budget", "seed",
                                               "status")}
         row.update({key: rec.get(key) for key in (*PROVENANCE_FIELDS, "wall_time_s")})
+        if rec.get("status", "ok") == "ok":
+            row["settings_hash"] = settings_hash(rec)  # also for records written before it
         row.update({f"version_{name}": v for name, v in (rec.get("packages") or {}).items()})
         rows.append({**row, "file": str(path)})
     return pd.DataFrame(rows)

@@ -54,6 +54,14 @@ class SearchSettings:
             held_budgets=tuple(ciess["selection"]["budgets"]) if ciess["hold_budget"] else (),
             td3=TD3Settings(**ciess["td3"]))
 
+    @classmethod
+    def method_settings(cls, ciess: dict, search: Search) -> dict:
+        """What shapes one search's masks, as recorded beside every run retrained from them
+        (``method_settings``, ciess.provenance.settings_hash): the search settings, the
+        per-iteration training budget and the carve-out."""
+        return {"search": asdict(cls.from_config(ciess, search)), "budget": ciess["budget"],
+                "search_holdout": ciess["search_holdout"]}
+
     def held_budget(self, episode: int) -> int | None:
         """The target sparsity an episode holds (§18): the budgets in turn, or None."""
         if not self.held_budgets:

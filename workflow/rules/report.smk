@@ -31,6 +31,7 @@ rule aggregate_results:
         **config["resources"]["bookkeeping"],
     params:
         default_lambda=config["ciess"]["lambda"],
+        allow_mixed_settings=config["allow_mixed_settings"],
     script:
         "../scripts/aggregate_results.py"
 

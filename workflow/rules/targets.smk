@@ -83,6 +83,26 @@ def run_description(method, budget):
     return describe_run(method, budget, baseline_label)
 
 
+def method_settings(method):
+    """The settings of the method that made a run's mask, recorded in its metrics (part of its
+    settings hash, ciess.provenance.settings_hash): the method's config entry without its
+    budgets, or for a CIESS candidate the settings of its search."""
+    from ciess.labels import Search
+    from ciess.search.search import SearchSettings
+
+    if method in config["methods"]:
+        return {k: v for k, v in config["methods"][method].items() if k != "budgets"}
+    search = run_description(method, "cand").get("search")
+    if not search:
+        raise ValueError(
+            f"method '{method}': neither a method of config methods: nor a CIESS candidate"
+        )
+    label = Search.parse(search.removeprefix("ciess-"))
+    return SearchSettings.method_settings(
+        recipe_config(config["ciess"], label.recipe), label
+    )
+
+
 def get_final_output():
     out = ["results/tables/results.csv"]
     out += [f"results/notebooks/{name}.html" for name in NOTEBOOKS]

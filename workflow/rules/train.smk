@@ -22,6 +22,7 @@ rule pretrain_full:
         final_protocol=config["final_protocol"],
         model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
         method="full",
+        method_settings={},
         budget="dense",
         description=run_description("full", "dense"),
     script:
@@ -46,6 +47,7 @@ rule retrain_masked:
         final_protocol=config["final_protocol"],
         model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
         method=lambda wc: wc.method,
+        method_settings=lambda wc: method_settings(wc.method),
         budget=lambda wc: wc.budget,
         description=lambda wc: run_description(wc.method, wc.budget),
     script:

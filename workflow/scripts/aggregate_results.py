@@ -4,12 +4,17 @@ import pandas as pd
 from ciess.io import atomic_path, write_text
 from ciess.jobs import start_job
 from ciess.report.reports import (beside_paper, collect, format_table, provenance_table, summarise,
-                           table1_rows, table2_rows)
+                                  table1_rows, table2_rows)
 from ciess.report.tables import to_longtable, wide_table
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 log = start_job(sm)
-results = collect(sm.input.metrics)
+results = collect(sm.input.metrics, sm.params.allow_mixed_settings)
+ok = results[results["status"] == "ok"]
+hashes = ok.groupby(["dataset", "model", "method", "budget"])["settings_hash"].nunique()
+for cell in hashes[hashes > 1].index:  # only with allow_mixed_settings: true (else refused)
+    log.warning("%s: seeds made with different settings averaged (allow_mixed_settings)",
+                "/".join(cell))
 with atomic_path(sm.output.results) as tmp:
     results.to_csv(tmp, index=False)
 log.info("%d metric files -> %d rows; statuses: %s", len(sm.input.metrics), len(results),

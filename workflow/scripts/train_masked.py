@@ -11,7 +11,7 @@ train_and_record(
     mask_path=sm.input.get("mask"), config=sm.config,
     init_state_path=sm.input.get("init_state"),
     labels={"method": sm.params.method, "budget": sm.params.budget, "profile": sm.config["profile"],
-            **sm.params.description},
+            "method_settings": sm.params.method_settings, **sm.params.description},
     model_path=sm.output.get("model"), quality_path=sm.output.get("quality"),
     per_user_path=sm.output.per_user,
 )

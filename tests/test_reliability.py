@@ -24,7 +24,7 @@ from ciess.report.records import RecordError, read_record
 from ciess.report.reference import reference_rows
 from conftest import REPO
 from test_data import _adjacency_fixture, _catalog_for
-from test_no_silent_wrong_results import _check, _config, _record
+from test_no_silent_wrong_results import _check, _config, _record, _split
 from test_snapshot import _results
 
 
@@ -251,3 +251,24 @@ def test_running_the_snakefile_from_another_folder_says_what_to_do(tmp_path):
     assert proc.returncode != 0
     assert "run Snakemake in the repository root" in proc.stdout + proc.stderr
     assert "--directory" in proc.stdout + proc.stderr
+
+
+# 10. the manifest's fields outside its checksummed files block -------------------------------
+@pytest.mark.parametrize("edit, message", [
+    ({"users": 25}, r"field 'users' is 25 but the split files use 20 users"),
+    ({"items": 14}, r"ids out of range|field 'items' is 14"),
+    ({"files_rows": 1}, r"manifest_sha256 .* is not the checksum of its 'files' block"),
+])
+def test_an_edited_manifest_is_refused(tmp_path, edit, message):
+    from ciess.data.read_split import SplitMismatch, load_split
+
+    manifest = _split(tmp_path)
+    assert load_split(manifest).n_users == 20
+    data = json.loads(manifest.read_text())
+    if "files_rows" in edit:
+        data["files"]["toy.train.inter"]["rows"] += edit["files_rows"]
+    else:
+        data.update(edit)
+    manifest.write_text(json.dumps(data))
+    with pytest.raises((SplitMismatch, ValueError), match=message):
+        load_split(manifest)

@@ -5,6 +5,8 @@ Every rule reads these files (written by ``split_dataset``); nothing re-splits.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +56,24 @@ def _read_inter(path: Path, n_users: int, n_items: int) -> sp.csr_matrix:
     return m
 
 
+def files_digest(files: dict) -> str:
+    """The split's checksum (``manifest_sha256``): of the manifest's ``files`` block, which holds
+    every part's sha256 and row count."""
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+
+
+def _check_every_id_used(manifest_path: Path, parts: dict, n_users: int, n_items: int) -> None:
+    """Preprocessing numbers users and items 0..n-1 by their interactions, so every id occurs
+    in some part: the manifest's ``users`` and ``items`` (outside the checksummed ``files``
+    block) must equal the ids the checksummed files use."""
+    all_parts = parts["train"] + parts["valid"] + parts["test"]
+    for field, n, axis in (("users", n_users, 1), ("items", n_items, 0)):
+        used = int((all_parts.getnnz(axis=axis) > 0).sum())
+        if used != n:
+            raise SplitMismatch(f"{manifest_path}: field '{field}' is {n} but the split files use "
+                                f"{used} {field}: the manifest was edited; rebuild the split")
+
+
 class SplitMismatch(ValueError):
     """A split file differs from what its manifest recorded (edited, truncated or replaced)."""
 
@@ -81,8 +101,14 @@ def load_split(manifest_path: str | Path) -> SplitData:
         if key not in manifest:
             raise SplitMismatch(f"{manifest_path}: required field '{key}' is missing")
     name, nu, ni = manifest["dataset"], manifest["users"], manifest["items"]
+    digest = files_digest(manifest["files"])
+    if digest != manifest["manifest_sha256"]:
+        raise SplitMismatch(f"{manifest_path}: manifest_sha256 {manifest['manifest_sha256'][:12]}… "
+                            f"is not the checksum of its 'files' block ({digest[:12]}…): the "
+                            "manifest was edited; rebuild the split")
     parts = {p: _read_inter(_verified_part(manifest_path, manifest, name, p), nu, ni)
              for p in ("train", "valid", "test")}
+    _check_every_id_used(manifest_path, parts, nu, ni)
     return SplitData(name, nu, ni, parts["train"], parts["valid"], parts["test"],
                      manifest["manifest_sha256"])
 

@@ -6,14 +6,13 @@ random_state=seed)``), then cut at ``round(r1*n)`` and ``round((r1+r2)*n)`` (Pyt
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ciess.data.read_split import files_digest
 from ciess.io import atomic_path, sha256_file, write_json
 
 PARTS = ("train", "valid", "test")
@@ -81,7 +80,6 @@ def write_split(parts: dict[str, pd.DataFrame], out_dir: str | os.PathLike, name
         "split_seed": seed, "ratios": list(ratios), "files": files,
         "users_with_empty_part": (summary or {}).get("users_with_empty_part", 0),
     }
-    manifest["manifest_sha256"] = hashlib.sha256(
-        json.dumps(files, sort_keys=True).encode()).hexdigest()
+    manifest["manifest_sha256"] = files_digest(files)
     write_json(out_dir / "manifest.json", manifest)
     return manifest

@@ -41,28 +41,87 @@ def reference_inputs():
     return out
 
 
+def results_params(input):
+    """Parameters of the notebooks that read results.csv."""
+    return {"results_csv": input.data[0], "default_lambda": config["ciess"]["lambda"]}
+
+
+def reference_params(input):
+    """Parameters of the notebooks that read Table 1 beside the paper and the snapshots."""
+    return {
+        "table_csv": input.data[0],
+        "paper_csv": PAPER_CSV,
+        "reference_snapshots": reference_snapshots(),
+    }
+
+
+# Each notebook: its inputs (papermill reads them in this order), the figure files it writes,
+# and its own papermill parameters (notebook_parameters adds the profile and figure paths).
 NOTEBOOKS = {
     "table1": {
         "inputs": lambda: ["results/tables/table1.csv", PROVENANCE_CSV, PAPER_CSV]
         + reference_inputs(),
         "figures": [],
+        "params": lambda input: {
+            **reference_params(input),
+            "provenance_csv": input.data[1],
+        },
     },
     "table2": {
         "inputs": lambda: ["results/tables/table2.csv", PROVENANCE_CSV],
         "figures": [],
+        "params": lambda input: {
+            "table_csv": input.data[0],
+            "provenance_csv": input.data[1],
+        },
     },
-    "fig3_random_walk": {"inputs": fig3_logs, "figures": ["png", "pdf", "csv"]},
-    "fig4_lambda": {"inputs": lambda: [RESULTS_CSV], "figures": ["png", "pdf", "csv"]},
+    "fig3_random_walk": {
+        "inputs": fig3_logs,
+        "figures": ["png", "pdf", "csv"],
+        "params": lambda input: {
+            "search_logs": list(input.data),
+            "per_episode": "mean",
+        },
+    },
+    "fig4_lambda": {
+        "inputs": lambda: [RESULTS_CSV],
+        "figures": ["png", "pdf", "csv"],
+        "params": lambda input: {
+            **results_params(input),
+            "lambda_grid": {
+                d: config["ciess"]["studies"]["lambda_grid"][d]
+                for d in config["datasets"]
+            },
+            "paper_best_lambda": {"ml-1m": 0.4, "yelp2018": 0.2},  # the paper's Fig. 4
+        },
+    },
     "fig5_episodes": {
         "inputs": lambda: [RESULTS_CSV],
         "figures": ["png", "pdf", "csv"],
+        "params": results_params,
     },
-    "pareto": {"inputs": lambda: [RESULTS_CSV], "figures": ["png", "pdf", "csv"]},
-    "size_response": {"inputs": size_response_tables, "figures": ["png", "pdf", "csv"]},
-    "ciess_search": {"inputs": main_search_inputs, "figures": ["png", "pdf", "csv"]},
+    "pareto": {
+        "inputs": lambda: [RESULTS_CSV],
+        "figures": ["png", "pdf", "csv"],
+        "params": results_params,
+    },
+    "size_response": {
+        "inputs": size_response_tables,
+        "figures": ["png", "pdf", "csv"],
+        "params": lambda input: {"tables": list(input.data)},
+    },
+    "ciess_search": {
+        "inputs": main_search_inputs,
+        "figures": ["png", "pdf", "csv"],
+        "params": lambda input: {
+            "searches": main_searches(),
+            "budgets": config["ciess"]["selection"]["budgets"],
+        },
+    },
     "fidelity": {
         "inputs": lambda: ["results/tables/table1.csv", PAPER_CSV] + reference_inputs(),
         "figures": ["png", "pdf", "csv"],
+        "params": reference_params,
     },
 }
 
@@ -78,44 +137,12 @@ def notebook_figures(name):
 
 
 def notebook_parameters(name, input, output):
-    """The notebook's `parameters` cell values, as YAML for papermill -y."""
+    """The notebook's `parameters` cell values, as JSON for papermill -y: the profile, the
+    figure paths of a notebook that draws, and the notebook's own (NOTEBOOKS[name]["params"]).
+    """
     import json
 
-    p = {
-        "figure_png": output.get("figure_png"),
-        "data_csv": output.get("figure_csv"),
-        "profile": config["profile"],
-    }
-    if name in ("table1", "table2"):
-        p = {
-            "table_csv": input.data[0],
-            "provenance_csv": input.data[1],
-            "profile": config["profile"],
-        }
-        if name == "table1":
-            p["paper_csv"] = input.data[2]
-            p["reference_snapshots"] = reference_snapshots()
-    elif name == "fig3_random_walk":
-        p["search_logs"] = list(input.data)
-        p["per_episode"] = "mean"
-    elif name == "fidelity":
-        p["table_csv"] = input.data[0]
-        p["paper_csv"] = input.data[1]
-        p["reference_snapshots"] = reference_snapshots()
-    elif name == "ciess_search":
-        p["searches"] = main_searches()
-        p["budgets"] = config["ciess"]["selection"]["budgets"]
-        p["profile"] = config["profile"]
-    elif name == "size_response":
-        p["tables"] = list(input.data)
-        p["profile"] = config["profile"]
-    else:
-        p["results_csv"] = input.data[0]
-        p["default_lambda"] = config["ciess"]["lambda"]
-        if name == "fig4_lambda":
-            p["lambda_grid"] = {
-                d: config["ciess"]["studies"]["lambda_grid"][d]
-                for d in config["datasets"]
-            }
-            p["paper_best_lambda"] = {"ml-1m": 0.4, "yelp2018": 0.2}
-    return json.dumps(p)
+    p = {"profile": config["profile"]}
+    if NOTEBOOKS[name]["figures"]:
+        p.update(figure_png=output.get("figure_png"), data_csv=output.get("figure_csv"))
+    return json.dumps({**p, **NOTEBOOKS[name]["params"](input)})

@@ -10,7 +10,8 @@ from pathlib import Path
 from ciess.masks import D_MAX
 
 # Old config names still accepted: (path, old name or value, new), with a deprecation message.
-RENAMED_KEYS = [(("ciess", "selection"), "l", "top_l")]
+RENAMED_KEYS = [(("ciess", "selection"), "l", "top_l"),
+                (("data",), "ml1m_drop_first_line", "drop_official_code_first_line")]
 RENAMED_VALUES = [(("ciess", "reward", "memory"), "paper", "size_squared"),
                   (("ciess", "reward", "memory"), "code", "size_minus_one_squared"),
                   (("ciess", "init_quality"), "one", 1.0),

@@ -13,7 +13,7 @@ import yaml
 
 from ciess.data.fetch import (ChecksumMismatch, DataSourceError, fetch_dataset, load_catalog,
                               verify_fetched, verify_or_refetch)
-from ciess.data.preprocess import PARSERS, drop_ml1m_first_rating, preprocess
+from ciess.data.preprocess import PARSERS, drop_official_code_first_line, preprocess
 from ciess.data.split import split_per_user
 from ciess.profiles import load_profile
 from ciess.io import file_digests
@@ -131,8 +131,15 @@ def test_ml1m_forms_are_tried_in_order(tmp_path):
     assert prov["form"] == "official_extracted"
     raw = PARSERS["movielens"](tmp_path / "out", prov["form"], ["ml-1m/ratings.dat"])
     assert raw.values.tolist() == [[1, 1193, 5], [1, 661, 3], [2, 1193, 4]]
-    dropped = drop_ml1m_first_rating(raw, prov["form"])
+    dropped = drop_official_code_first_line(raw, "ml-1m", catalog["ml-1m"], prov["form"])
     assert dropped.values.tolist() == [[1, 661, 3], [2, 1193, 4]]
+    # the line is the catalog's to name: an entry without it for this form is an error
+    with pytest.raises(ValueError, match=r"ml-1m: .* names no official_code_first_line for "
+                                         r"source form 'official_extracted'"):
+        drop_official_code_first_line(raw, "ml-1m", {"official_code_first_line": {}}, prov["form"])
+    with pytest.raises(ValueError, match=r"first line of the 'official_extracted' source is not"):
+        drop_official_code_first_line(raw[::-1].reset_index(drop=True), "ml-1m",
+                                      catalog["ml-1m"], prov["form"])
 
 
 def test_preprocess_maps_ids_by_ascending_original_id_and_drops_duplicates():

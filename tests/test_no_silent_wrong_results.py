@@ -192,12 +192,16 @@ def _check(cfg):
 
 def test_old_config_names_are_accepted_with_a_deprecation_message():
     cfg = _config(**{"ciess.selection.l": 5, "ciess.reward.memory": "code",
-                     "ciess.init_quality": "one"})
+                     "ciess.init_quality": "one", "data.ml1m_drop_first_line": True})
     messages = rename_deprecated(cfg)
     assert cfg["ciess"]["selection"]["top_l"] == 5 and "l" not in cfg["ciess"]["selection"]
     assert cfg["ciess"]["reward"]["memory"] == "size_minus_one_squared"
     assert cfg["ciess"]["init_quality"] == 1.0
-    assert len(messages) == 3 and "ciess.selection.l is now ciess.selection.top_l" in messages[0]
+    # an overlay's old key wins over the full profile's new one
+    assert cfg["data"]["drop_official_code_first_line"] is True
+    assert "ml1m_drop_first_line" not in cfg["data"]
+    assert len(messages) == 4 and "ciess.selection.l is now ciess.selection.top_l" in messages[0]
+    assert "data.ml1m_drop_first_line is now data.drop_official_code_first_line" in messages[1]
     _check(cfg)
 
 

@@ -17,12 +17,6 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-# The first line of ml-1m/ratings.dat (1::1193::5::978300760), which the official CIESS code drops
-# by reading the file with header=0. In the derived stand-in the same rating is user 1, item_idx 1105
-# (the data mirror's PROVENANCE.md, "Note for CIESS reproduction").
-ML1M_FIRST_RATING = {"official": (1, 1193), "derived_uir": (1, 1105)}
-
-
 def read_int_table(source, where: str, columns: dict[str, str], names: list[str] | None = None,
                    sep: str = "\t") -> pd.DataFrame:
     """Read a delimited table and return ``columns`` (source name -> our name) as int64.
@@ -125,20 +119,30 @@ PARSERS = {"movielens": parse_movielens, "lightgcn_adjacency": parse_lightgcn_ad
            "user_item_tsv": parse_user_item_tsv}
 
 
-def drop_ml1m_first_rating(df: pd.DataFrame, form: str) -> pd.DataFrame:
-    """Reproduce the official code's ``header=0`` read, which loses the first rating."""
-    user, item = ML1M_FIRST_RATING["derived_uir" if form == "derived_uir" else "official"]
+def drop_official_code_first_line(df: pd.DataFrame, dataset: str, entry: dict,
+                                  form: str) -> pd.DataFrame:
+    """Reproduce an official code's loss of the source file's first line (``header=0``): the
+    rating the catalog entry names for this source form (``official_code_first_line``) is
+    removed. File-ordered forms must hold it on the first row."""
+    lost = entry.get("official_code_first_line") or {}
+    if form not in lost:
+        raise ValueError(f"{dataset}: data.drop_official_code_first_line is true but the catalog "
+                         f"entry names no official_code_first_line for source form '{form}' "
+                         f"(it names: {sorted(lost)})")
+    user, item = lost[form]
     hit = np.flatnonzero((df["user"].to_numpy() == user) & (df["item"].to_numpy() == item))
     if len(hit) != 1:
-        raise ValueError(f"ml-1m first rating ({user}, {item}) not found exactly once")
-    if form != "derived_uir" and hit[0] != 0:
-        raise ValueError("ml-1m: the first line of ratings.dat is not the expected 1::1193")
+        raise ValueError(f"{dataset}: the official code's first rating ({user}, {item}) is not "
+                         f"in the '{form}' source exactly once")
+    if form.startswith("official") and hit[0] != 0:
+        raise ValueError(f"{dataset}: the first line of the '{form}' source is not the rating "
+                         f"({user}, {item}) the catalog names")
     return df.drop(index=df.index[hit[0]]).reset_index(drop=True)
 
 
 def check_published(stats: dict, published: dict, dataset: str, dropped_first: bool) -> None:
     """Compare users, items and interactions with the published counts (catalog ``published``).
-    The one documented exception: ``ml1m_drop_first_line`` removes one interaction."""
+    The one documented exception: ``drop_official_code_first_line`` removes one interaction."""
     expected = dict(published)
     if dropped_first and "interactions" in expected:
         expected["interactions"] -= 1

@@ -34,7 +34,7 @@ rule preprocess_dataset:
         catalog=config["dataset_catalog"],
         source_dir=lambda wc, input: input.source_dir,
         mirror=config["data"]["mirror"],
-        ml1m_drop_first_line=config["data"]["ml1m_drop_first_line"],
+        drop_official_code_first_line=config["data"]["drop_official_code_first_line"],
         drop_duplicates=config["data"]["drop_duplicates"],
     script:
         "../scripts/preprocess_dataset.py"

@@ -384,3 +384,19 @@ def test_table2_says_when_the_ablation_was_not_run(tmp_path):
     text = "".join("".join(o.get("data", {}).get("text/markdown", "")) for o in outputs)
     assert "Not run in this profile (reference):** the noise and walk ablation" in text
     assert "G + walk only" in text
+
+
+def test_a_selection_from_part_of_a_search_is_no_table1_row_for_any_recipe(tmp_path):
+    from ciess.report.reference import reference_rows
+
+    whole = [_record(tmp_path, m, "c80", 0, 0.24) for m in
+             ("ciess-g-rw-lam0.4", "ciess-g-rw-lam0.4-held")]
+    pools = [_record(tmp_path, m, "c80", 0, 0.30) for m in
+             ("ciess-g-rw-lam0.4-ep1-6", "ciess-g-rw-lam0.4-held-ep11-20")]
+    rows = table1_rows(collect(whole + pools), {"ml-1m": 0.4})
+    assert set(rows["method"]) == {"ciess-g-rw-lam0.4", "ciess-g-rw-lam0.4-held"}
+    assert set(rows["value"]) == {0.24}  # the pools' 0.30 never enters a cell
+    for path in whole + pools:  # snapshot records name their final protocol
+        path.write_text(json.dumps({**json.loads(path.read_text()), "final_protocol": "merge_fixed"}))
+    snap = reference_rows(whole + pools)
+    assert set(snap["method_label"]) == {"CIESS", "CIESS (held)"} and set(snap["value"]) == {0.24}

@@ -56,31 +56,41 @@ def validation_score(ctx: MethodContext, mask, tag: str) -> tuple[float, int]:
     return float(outcome.best_valid.means["avg"]), int(outcome.best_step)
 
 
-@register("mde", params=DEFAULTS, label="MDE", device_test=([80], {"alphas": [0.2, 0.5]}))
-def make_masks(ctx: MethodContext, targets: list) -> dict:
+def choose_on_validation(ctx: MethodContext, targets: list, name: str, key: str, grid: list,
+                         mask_for) -> dict:
+    """Per budget, the grid value of ``key`` whose mask ``mask_for(pct, value, meta)`` trains
+    to the best validation AVG (``validation_score``; one value needs no choice). The chosen
+    mask's meta records the value, the grid and every value's validation AVG and best step."""
     if None in targets:
-        raise ValueError("MDE has no native mode: give target sparsities")
-    alphas = [float(a) for a in ctx.params.get("alphas", DEFAULTS["alphas"])]
-    if not alphas or len(set(alphas)) != len(alphas):
-        raise ValueError(f"config methods.mde.params.alphas: give distinct alphas, got {alphas}")
-    total, done, t0 = len(targets) * len(alphas), 0, time.perf_counter()
+        raise ValueError(f"{name}: no native mode: give target sparsities")
+    if not grid or len(set(grid)) != len(grid):
+        raise ValueError(f"config methods.{name}.params.{key}s: give distinct {key}s, got {grid}")
+    total, done, t0 = len(targets) * len(grid), 0, time.perf_counter()
     out = {}
     for pct in targets:
-        scores = {}  # alpha -> (validation AVG, best step); one alpha needs no choice
-        for alpha in alphas if len(alphas) > 1 else []:
-            mask = mde_mask(ctx.split, pct, alpha, ctx.n_tables, {})
-            scores[alpha] = validation_score(ctx, mask, tag=f"[mde {pct}% alpha {alpha}] ")
+        scores = {}  # value -> (validation AVG, best step)
+        for value in grid if len(grid) > 1 else []:
+            mask = mask_for(pct, value, {})
+            scores[value] = validation_score(ctx, mask, tag=f"[{name} {pct}% {key} {value}] ")
             done += 1
             elapsed = time.perf_counter() - t0
-            ctx.log.info("MDE %d%% alpha %.2f: valid AVG %.5f at step %d (%d/%d candidates, "
-                         "%.0fs, ETA %.0fs)", pct, alpha, *scores[alpha], done, total, elapsed,
-                         elapsed / done * (total - done))
-        best = max(scores, key=lambda a: scores[a][0]) if scores else alphas[0]
-        out[pct] = mde_mask(ctx.split, pct, best, ctx.n_tables, ctx.meta(
-            "mde", pct, alpha=best, alpha_grid=alphas,
-            valid_avg_by_alpha={str(a): s[0] for a, s in scores.items()},
-            best_step_by_alpha={str(a): s[1] for a, s in scores.items()}))
-        ctx.log.info("MDE %d%%: alpha %.2f chosen on validation; user sizes mean %.2f, max %d; "
-                     "item sizes mean %.2f, max %d", pct, best, out[pct].user.mean(),
+            ctx.log.info("%s %d%% %s %g: valid AVG %.5f at step %d (%d/%d candidates, %.0fs, "
+                         "ETA %.0fs)", name, pct, key, value, *scores[value], done, total,
+                         elapsed, elapsed / done * (total - done))
+        best = max(scores, key=lambda v: scores[v][0]) if scores else grid[0]
+        out[pct] = mask_for(pct, best, ctx.meta(name, pct, **{
+            key: best, f"{key}_grid": grid,
+            f"valid_avg_by_{key}": {str(v): sc[0] for v, sc in scores.items()},
+            f"best_step_by_{key}": {str(v): sc[1] for v, sc in scores.items()}}))
+        ctx.log.info("%s %d%%: %s %g chosen on validation; user sizes mean %.2f, max %d; item "
+                     "sizes mean %.2f, max %d", name, pct, key, best, out[pct].user.mean(),
                      out[pct].user.max(), out[pct].item.mean(), out[pct].item.max())
     return out
+
+
+@register("mde", params=DEFAULTS, label="MDE", device_test=([80], {"alphas": [0.2, 0.5]}))
+def make_masks(ctx: MethodContext, targets: list) -> dict:
+    alphas = [float(a) for a in ctx.params.get("alphas", DEFAULTS["alphas"])]
+    return choose_on_validation(
+        ctx, targets, "mde", "alpha", alphas,
+        lambda pct, alpha, meta: mde_mask(ctx.split, pct, alpha, ctx.n_tables, meta))

@@ -123,7 +123,7 @@ DEFAULT_RECIPE = "default"  # a search run with the profile's own ciess: setting
 FULL = "full"  # the dense model every budget is measured against
 # How tables and figures order the method labels (the paper's Table 1 order, then this suite's
 # additions before CIESS, the method under study, last).
-METHOD_ORDER = ["Full", "ES", "MR", "MDE", "PEP", "ESAPN", "OptEmb", "ESAPN-B", "OptEmb-B", "CIESS",
+METHOD_ORDER = ["Full", "ES", "MR", "MDE", "Sides", "PEP", "ESAPN", "OptEmb", "ESAPN-B", "OptEmb-B", "CIESS",
                 "CIESS (code)", "CIESS (code_noise)", "CIESS (held)", "CIESS (holdout)",
                 "CIESS (held_holdout)"]  # + the shipped recipes (docs/ciess.md §18)
 CANDIDATE_RE = re.compile(rf"^ciess-(?P<search>{SEARCH_PATTERN})-e\d+i\d+$")

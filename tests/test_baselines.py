@@ -1,4 +1,4 @@
-"""Baselines (docs/baselines.md §9): ES, MR, MDE, PEP, ESAPN, OptEmb."""
+"""Baselines (docs/baselines.md §10): ES, MR, MDE, Sides, PEP, ESAPN, OptEmb."""
 from __future__ import annotations
 
 import logging
@@ -275,3 +275,36 @@ def test_pep_model_weight_decay_shrinks_the_entries_under_the_thresholds(tmp_pat
         mask = get_method("pep")(ctx, [90])[90]
         steps[decay] = mask.meta["captured_step"]
     assert steps[0.5] < steps[0.0]
+
+
+# ------------------------------------------------------------------------------------- Sides
+def test_sides_splits_the_budget_between_users_and_items_by_the_ratio():
+    from baselines.sides import sides_mask
+
+    split = random_split(n_users=60, n_items=40)
+    for pct in (80, 90, 95):
+        es = get_method("es")(_ctx(split), [pct])[pct]
+        one = sides_mask(split, pct, 1.0, 1, {})
+        # ratio 1 is ES: the same size everywhere (up to the one-unit remainders ES leaves unspent)
+        assert abs(int(one.user.mean()) - int(es.user[0])) <= 1 and one.user.min() >= es.user[0]
+        for ratio in (0.5, 2.0, 4.0):
+            mask = sides_mask(split, pct, ratio, 1, {})
+            assert meets_budget(account(mask, 1)["params"], pct, 60, 40, 1)
+            assert len(set(mask.user.tolist())) <= 2 and len(set(mask.item.tolist())) <= 2
+            assert mask.user.mean() / mask.item.mean() == pytest.approx(ratio, rel=0.35)
+    # hand values: 90% of 100 x 128 leaves 1,280 parameters; ratio 2: 60 * 2λ + 40 * λ = 1,280
+    # -> λ = 8: every user 16, every item 8
+    mask = sides_mask(split, 90, 2.0, 1, {})
+    assert set(mask.user.tolist()) == {16} and set(mask.item.tolist()) == {8}
+    with pytest.raises(ValueError, match="ratio must lie in"):
+        sides_mask(split, 90, 0.0, 1, {})
+
+
+def test_sides_chooses_the_ratio_on_validation():
+    split = random_split(n_users=60, n_items=40, per_user=14)
+    masks = get_method("sides")(_ctx(split, ratios=[1.0, 4.0]), [90])
+    meta = masks[90].meta
+    assert set(meta["valid_avg_by_ratio"]) == {"1.0", "4.0"}
+    assert meta["ratio"] == float(max(meta["valid_avg_by_ratio"], key=meta["valid_avg_by_ratio"].get))
+    with pytest.raises(ValueError, match="distinct ratios"):
+        get_method("sides")(_ctx(split, ratios=[2.0, 2.0]), [90])

@@ -289,7 +289,7 @@ def test_unknown_resource_key_fails_naming_it(tmp_path):
     assert proc.returncode != 0 and "gpus" in proc.stdout + proc.stderr
 
 
-def test_reference_profile_plans_full_es_mr_mde_pep_ciess_on_ml1m_only(tmp_path):
+def test_reference_profile_plans_full_es_mr_mde_sides_pep_ciess_on_ml1m_only(tmp_path):
     """config/reference.yaml over the quick profile: active_methods drops ESAPN and OptEmb
     (an override cannot delete their blocks), Table 1's default CIESS search and one search per
     recipe (docs/ciess.md §18) with the paper-sized budget, the size response, LightGCN on ML-1M
@@ -297,13 +297,13 @@ def test_reference_profile_plans_full_es_mr_mde_pep_ciess_on_ml1m_only(tmp_path)
     out = run_workflow(tmp_path / "work", "all", "-n", "--configfile",
                        str(REPO / "config/reference.yaml")).stdout
     for rule in ("pretrain_full", "make_masks_es", "make_masks_mr", "make_masks_mde",
-                 "make_masks_pep", "size_response"):
+                 "make_masks_sides", "make_masks_pep", "size_response"):
         assert rule in out, rule
     for absent in ("make_masks_esapn", "make_masks_optemb", "data/ml-100k", "model=ngcf",
                    "model=neumf", "ciess-g-norw", "ciess-ou"):
         assert absent not in out, absent
     assert re.search(r"ciess_search\s+6\n", out)  # the default and five recipes
-    assert re.search(r"retrain_masked\s+24\n", out)  # 4 methods x 3 budgets x 2 seeds
+    assert re.search(r"retrain_masked\s+30\n", out)  # 5 methods x 3 budgets x 2 seeds
 
 
 @pytest.mark.parametrize("override,message", [

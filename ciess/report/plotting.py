@@ -9,6 +9,7 @@ from ciess.labels import METHOD_ORDER
 # Okabe-Ito colours (safe for the common colour-vision deficiencies), two of Tol's for the -B
 # variants; CIESS, the method under study, gets the strongest (vermillion), never a pale one.
 PALETTE = {"Full": "#000000", "ES": "#0072B2", "MR": "#E69F00", "MDE": "#009E73",
+           "Sides": "#004D40",  # a darker green: the other allocation diagnostic beside MDE
            "PEP": "#56B4E9", "ESAPN": "#CC79A7", "OptEmb": "#B8A400", "ESAPN-B": "#882255",
            "OptEmb-B": "#999933", "CIESS": "#D55E00",
            # the shipped search recipes (docs/ciess.md §18): CIESS's hue family, darker and lighter

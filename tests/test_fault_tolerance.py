@@ -215,7 +215,7 @@ def test_a_job_process_parses_the_workflow_without_torch_or_the_iri_grammar(tmp_
     proc = subprocess.run(job, capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     imported = _imports(proc.stderr)
-    assert "jsonschema" in imported and "ciess.jobs" in imported  # the parse did run
+    assert "jsonschema" in imported and "ciess.config_checks" in imported  # the parse did run
     assert "torch" not in imported
     assert not [m for m in imported if m.startswith("rfc3987_syntax.")]  # its grammar: not built
     bad = run_workflow(tmp_path, "-n", "all", "--config", "threads=zero", check=False)

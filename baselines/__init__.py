@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -44,6 +45,20 @@ class MethodContext:
         from ciess.train import TrainSettings
 
         return TrainSettings.from_config(self.train)
+
+    def validation_score(self, mask, tag: str) -> tuple[float, int]:
+        """Validation AVG of ``mask``'s model trained on train (early stopping on validation),
+        and the step it peaked at: the shared loop; test is never evaluated."""
+        import dataclasses
+
+        from ciess.train import initial_model, resolve_device, train_model
+
+        settings = self.train_settings()
+        settings = dataclasses.replace(settings, device=resolve_device(settings.device))
+        model = initial_model(self.model, self.split, self.split.train, mask, self.seed,
+                              settings.device, self.model_overrides)
+        outcome = train_model(model, self.split, settings, self.seed, target="valid", tag=tag)
+        return float(outcome.best_valid.means["avg"]), int(outcome.best_step)
 
     def meta(self, method: str, target_pct: int | None, **extra) -> dict:
         return {"dataset": self.split.name, "model": self.model, "method": method,
@@ -166,3 +181,35 @@ def run_method(name: str, ctx: MethodContext, budgets: list[str], module: str | 
         mask.meta.update({"params": acct["params"], "sparsity": acct["sparsity"],
                           "method_label": table_label(name, budget, module)})
         yield budget, mask, acct
+
+
+def choose_on_validation(ctx: MethodContext, targets: list, name: str, key: str, grid: list,
+                         mask_for) -> dict:
+    """Per budget, the grid value of ``key`` whose mask ``mask_for(pct, value, meta)`` trains
+    to the best validation AVG (``validation_score``; one value needs no choice). The chosen
+    mask's meta records the value, the grid and every value's validation AVG and best step."""
+    if None in targets:
+        raise ValueError(f"{name}: no native mode: give target sparsities")
+    if not grid or len(set(grid)) != len(grid):
+        raise ValueError(f"config methods.{name}.params.{key}s: give distinct {key}s, got {grid}")
+    total, done, t0 = len(targets) * len(grid), 0, time.perf_counter()
+    out = {}
+    for pct in targets:
+        scores = {}  # value -> (validation AVG, best step)
+        for value in grid if len(grid) > 1 else []:
+            mask = mask_for(pct, value, {})
+            scores[value] = ctx.validation_score(mask, tag=f"[{name} {pct}% {key} {value}] ")
+            done += 1
+            elapsed = time.perf_counter() - t0
+            ctx.log.info("%s %d%% %s %g: valid AVG %.5f at step %d (%d/%d candidates, %.0fs, "
+                         "ETA %.0fs)", name, pct, key, value, *scores[value], done, total,
+                         elapsed, elapsed / done * (total - done))
+        best = max(scores, key=lambda v: scores[v][0]) if scores else grid[0]
+        out[pct] = mask_for(pct, best, ctx.meta(name, pct, **{
+            key: best, f"{key}_grid": grid,
+            f"valid_avg_by_{key}": {str(v): sc[0] for v, sc in scores.items()},
+            f"best_step_by_{key}": {str(v): sc[1] for v, sc in scores.items()}}))
+        ctx.log.info("%s %d%%: %s %g chosen on validation; user sizes mean %.2f, max %d; item "
+                     "sizes mean %.2f, max %d", name, pct, key, best, out[pct].user.mean(),
+                     out[pct].user.max(), out[pct].item.mean(), out[pct].item.max())
+    return out

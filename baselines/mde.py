@@ -8,21 +8,18 @@ the budget, and the few parameters left under the budget go, one each, to the en
 the largest rounding remainders, so every budget is met exactly or within n_tables − 1
 parameters. α = 0 is ES (with the remainder spread); larger α give the popular entities more.
 
-α is chosen per budget on **validation** from the grid ``alphas``: each candidate mask is
-trained on the training split through the shared loop (``ciess.train``), early-stopped on
-validation, and the best validation AVG wins. Test is never read here; the test score of every
+α is chosen per budget on **validation** from the grid ``alphas``
+(``baselines.choose_on_validation``): each candidate mask is trained on the training split
+through the shared loop (``ciess.train``), early-stopped on validation, and the best validation
+AVG wins. Test is never read here; the test score of every
 α is the separate diagnostic ``mde_alpha_sweep`` (an oracle view, never a table row).
 """
 from __future__ import annotations
 
-import dataclasses
-import time
-
 import numpy as np
 
-from baselines import MethodContext, register
+from baselines import MethodContext, choose_on_validation, register
 from ciess.masks import D_MAX, budget_params, proportional_sizes, sizes_mask
-from ciess.train import initial_model, resolve_device, train_model
 
 DEFAULTS = {"alphas": [0.1, 0.2, 0.3, 0.5]}
 
@@ -43,49 +40,6 @@ def mde_mask(split, target_pct: int, alpha: float, n_tables: int, meta: dict):
     per_table = budget_params(target_pct, split.n_users, split.n_items, n_tables) // n_tables
     sizes = power_sizes(np.concatenate([pop["user"], pop["item"]]), alpha, per_table)
     return sizes_mask(sizes[:split.n_users], sizes[split.n_users:], **meta)
-
-
-def validation_score(ctx: MethodContext, mask, tag: str) -> tuple[float, int]:
-    """Validation AVG of the mask's model trained on train (early stopping on validation), and
-    the step it peaked at. The shared loop; test is never evaluated."""
-    settings = ctx.train_settings()
-    settings = dataclasses.replace(settings, device=resolve_device(settings.device))
-    model = initial_model(ctx.model, ctx.split, ctx.split.train, mask, ctx.seed, settings.device,
-                          ctx.model_overrides)
-    outcome = train_model(model, ctx.split, settings, ctx.seed, target="valid", tag=tag)
-    return float(outcome.best_valid.means["avg"]), int(outcome.best_step)
-
-
-def choose_on_validation(ctx: MethodContext, targets: list, name: str, key: str, grid: list,
-                         mask_for) -> dict:
-    """Per budget, the grid value of ``key`` whose mask ``mask_for(pct, value, meta)`` trains
-    to the best validation AVG (``validation_score``; one value needs no choice). The chosen
-    mask's meta records the value, the grid and every value's validation AVG and best step."""
-    if None in targets:
-        raise ValueError(f"{name}: no native mode: give target sparsities")
-    if not grid or len(set(grid)) != len(grid):
-        raise ValueError(f"config methods.{name}.params.{key}s: give distinct {key}s, got {grid}")
-    total, done, t0 = len(targets) * len(grid), 0, time.perf_counter()
-    out = {}
-    for pct in targets:
-        scores = {}  # value -> (validation AVG, best step)
-        for value in grid if len(grid) > 1 else []:
-            mask = mask_for(pct, value, {})
-            scores[value] = validation_score(ctx, mask, tag=f"[{name} {pct}% {key} {value}] ")
-            done += 1
-            elapsed = time.perf_counter() - t0
-            ctx.log.info("%s %d%% %s %g: valid AVG %.5f at step %d (%d/%d candidates, %.0fs, "
-                         "ETA %.0fs)", name, pct, key, value, *scores[value], done, total,
-                         elapsed, elapsed / done * (total - done))
-        best = max(scores, key=lambda v: scores[v][0]) if scores else grid[0]
-        out[pct] = mask_for(pct, best, ctx.meta(name, pct, **{
-            key: best, f"{key}_grid": grid,
-            f"valid_avg_by_{key}": {str(v): sc[0] for v, sc in scores.items()},
-            f"best_step_by_{key}": {str(v): sc[1] for v, sc in scores.items()}}))
-        ctx.log.info("%s %d%%: %s %g chosen on validation; user sizes mean %.2f, max %d; item "
-                     "sizes mean %.2f, max %d", name, pct, key, best, out[pct].user.mean(),
-                     out[pct].user.max(), out[pct].item.mean(), out[pct].item.max())
-    return out
 
 
 @register("mde", params=DEFAULTS, label="MDE", device_test=([80], {"alphas": [0.2, 0.5]}))

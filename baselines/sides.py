@@ -6,14 +6,14 @@ few parameters left under it go to the largest rounding remainders, as MDE's;
 ``ciess.masks.proportional_sizes``). ρ = 1 is ES. It asks how much of what a per-entity search
 gains over ES is a split of the budget between the two tables: the budget-held CIESS searches
 on ML-1M move dimensions from items to users (docs/ciess.md §18.1). ρ is chosen per budget
-from the grid ``ratios`` on validation (test is never read), through MDE's chooser.
+from the grid ``ratios`` on validation (test is never read), by ``baselines.choose_on_validation``
+as for MDE.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from baselines import MethodContext, register
-from baselines.mde import choose_on_validation
+from baselines import MethodContext, choose_on_validation, register
 from ciess.masks import budget_params, proportional_sizes, sizes_mask
 
 DEFAULTS = {"ratios": [0.5, 1.0, 2.0, 4.0, 8.0, 16.0]}

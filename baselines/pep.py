@@ -10,6 +10,8 @@ a budget that needs them fails loudly (raise ``max_steps``, lower ``model_lr``).
 ``model_weight_decay`` (default 0: the earlier behaviour) adds coupled L2 decay on the model's
 own parameters during the search, so that entries shrink under the thresholds instead of
 outgrowing them (docs/reference_profile.md: the threshold probe that stalled at 56%).
+``reg_weight`` (default None: the base model's) sets the model's batch L2 factor during the
+search only, the way the lightweight benchmark keeps entries small (docs/baselines.md §4).
 """
 from __future__ import annotations
 
@@ -42,7 +44,8 @@ def thresholded_nnz(tables) -> int:
 
 
 DEFAULTS = {"threshold_init": -15.0, "s_lr": 1e-3, "s_weight_decay": 1e-5, "check_every": 1,
-            "max_steps": 30000, "batch_size": None, "model_lr": None, "model_weight_decay": 0.0}
+            "max_steps": 30000, "batch_size": None, "model_lr": None, "model_weight_decay": 0.0,
+            "reg_weight": None}
 
 
 @register("pep", params=DEFAULTS, label="PEP", device_test=([80], dict(
@@ -53,7 +56,11 @@ def make_masks(ctx: MethodContext, targets: list[int]) -> dict:
         raise ValueError("PEP has no native mode: give target sparsities")
     split, settings = ctx.split, ctx.train_settings()
     seed_everything(ctx.seed)
-    model = build_model(ctx.model, split.n_users, split.n_items, split.train, ctx.model_overrides,
+    # `reg_weight` (None: the base model's) sets the batch L2 factor for the search only, as the
+    # lightweight benchmark's PEP runs do (docs/baselines.md §4); retraining keeps the base one
+    overrides = {**ctx.model_overrides,
+                 **({} if p["reg_weight"] is None else {"reg_weight": float(p["reg_weight"])})}
+    model = build_model(ctx.model, split.n_users, split.n_items, split.train, overrides,
                         settings.device)
     named = embedding_tables(model)  # {name: nn.Embedding}, user/item (x GMF/MLP for NeuMF)
     ctx.save_init_state({name: t.weight.detach().clone() for name, t in named.items()})

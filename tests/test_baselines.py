@@ -277,6 +277,26 @@ def test_pep_model_weight_decay_shrinks_the_entries_under_the_thresholds(tmp_pat
     assert steps[0.5] < steps[0.0]
 
 
+def test_pep_reg_weight_shrinks_the_entries_during_the_search_only(tmp_path, monkeypatch):
+    """A larger batch L2 factor during the search (the lightweight benchmark's way) reaches a
+    budget in fewer steps; the model of the search gets it, the base settings do not change."""
+    import baselines.pep as pep
+
+    built = []
+    real_build = pep.build_model
+    monkeypatch.setattr(pep, "build_model", lambda *a, **k: built.append(a[4]) or real_build(*a, **k))
+    split = random_split(n_users=60, n_items=50, per_user=16)
+    steps = {}
+    for reg in (None, 5.0):
+        ctx = _ctx(split, threshold_init=-6.0, s_lr=0.05, max_steps=2000, batch_size=128,
+                   model_lr=1e-3, reg_weight=reg)
+        ctx.init_state_path = tmp_path / f"init{reg}.pt"
+        steps[reg] = get_method("pep")(ctx, [90])[90].meta["captured_step"]
+        assert ctx.model_overrides == {}  # the profile's overrides are not changed
+    assert built == [{}, {"reg_weight": 5.0}]
+    assert steps[5.0] < steps[None]
+
+
 # ------------------------------------------------------------------------------------- Sides
 def test_sides_splits_the_budget_between_users_and_items_by_the_ratio():
     from baselines.sides import sides_mask

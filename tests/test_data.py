@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from ciess.data.fetch import (ChecksumMismatch, DataSourceError, fetch_dataset, load_catalog,
-                              verify_fetched, verify_or_refetch)
+                              repair_fetched_sources, verify_fetched, verify_or_refetch)
 from ciess.data.preprocess import PARSERS, drop_official_code_first_line, preprocess
 from ciess.data.split import split_per_user
 from ciess.profiles import load_profile
@@ -75,6 +76,44 @@ def test_a_truncated_fetched_copy_is_fetched_again_and_a_bad_source_still_fails(
     train.write_bytes(train.read_bytes()[:50])  # the source itself is now wrong
     with pytest.raises(ChecksumMismatch, match="mirror file"):
         verify_or_refetch(catalog, "yelp2018", out, mirror)
+
+
+def test_a_truncated_cached_source_is_fetched_again_at_dag_start_keeping_its_timestamps(tmp_path):
+    train, test = _adjacency_fixture(tmp_path / "mirror")
+    catalog = _catalog_for(train, test)
+    mirror = str(tmp_path / "mirror")
+    source = tmp_path / "data/yelp2018/source"
+    fetch_dataset(catalog, "yelp2018", source, mirror=mirror)
+    (source / ".snakemake_timestamp").touch()
+    for p in [*source.rglob("*"), source]:
+        os.utime(p, (1_000_000, 1_000_000))  # fetched long ago
+    assert repair_fetched_sources(catalog, ["yelp2018"], tmp_path / "data", mirror) == []
+    copy = source / "yelp2018/train.txt"
+    copy.write_bytes(copy.read_bytes()[:50])  # truncated after the fetch (and after its users)
+    [message] = repair_fetched_sources(catalog, ["yelp2018"], tmp_path / "data", mirror)
+    assert str(copy) in message and "50 bytes" in message and "nothing built from them" in message
+    assert copy.read_bytes() == train.read_bytes()
+    assert {p.stat().st_mtime for p in [*source.rglob("*"), source]} == {1_000_000}
+    copy.unlink()  # gone, and no way to fetch it again: the error names the file and the way out
+    with pytest.raises(DataSourceError, match=r"(?s)train.txt \(gone\).*Put the original file back"):
+        repair_fetched_sources(catalog, ["yelp2018"], tmp_path / "data", str(tmp_path / "none"))
+
+
+@pytest.mark.slow
+def test_the_dag_fetches_a_truncated_cached_source_again_and_reruns_nothing(tmp_path):
+    train, test = _adjacency_fixture(tmp_path / "mirror")
+    work = tmp_path / "work"
+    _write(work / "catalog.yaml", yaml.safe_dump(_catalog_for(train, test)))
+    _write(work / "override.yaml", yaml.safe_dump({
+        "datasets": ["yelp2018"], "dataset_catalog": str(work / "catalog.yaml"),
+        "data": {"mirror": str(tmp_path / "mirror")}}))
+    args = ("results/data/yelp2018/split/manifest.json", "--configfile", str(work / "override.yaml"))
+    run_workflow(work, *args)
+    copy = work / "results/data/yelp2018/source/yelp2018/train.txt"
+    copy.write_bytes(copy.read_bytes()[:50])
+    proc = run_workflow(work, *args)
+    assert "fetched again" in proc.stderr and "Nothing to be done" in proc.stdout + proc.stderr
+    assert copy.read_bytes() == train.read_bytes()
 
 
 def test_download_path_uses_urls_and_verifies(tmp_path, monkeypatch):

@@ -234,3 +234,57 @@ def verify_or_refetch(catalog: dict, dataset: str, source_dir: str | os.PathLike
     fetch_dataset(catalog, dataset, source_dir, mirror)
     return verify_fetched(catalog, dataset, source_dir)
 
+
+
+def repair_fetched_sources(catalog: dict, datasets: list[str], data_root: str | os.PathLike,
+                           mirror: str | None = None) -> list[str]:
+    """At DAG start: fetch again every cached source file that is missing or whose size differs
+    from the one recorded when it was fetched (a truncated copy), so that a run never goes on with
+    a cache it would refuse later. Only sizes are compared (one ``stat`` per file per start; a
+    change of equal size is caught by the checksums read on every use). When the fetched-again
+    files have the checksums recorded before, the folder gets its old timestamps back, so nothing
+    downstream, built from those very bytes, reruns; otherwise the new copy is newer and
+    Snakemake reruns what depends on it. Returns one message per repaired dataset; a copy that
+    cannot be fetched again raises ``DataSourceError`` naming the file and the way out."""
+    from ciess.io import read_json
+
+    messages = []
+    for dataset in datasets:
+        source_dir = Path(data_root) / dataset / "source"
+        provenance_file = source_dir / "provenance.json"
+        if not provenance_file.is_file():
+            continue  # never fetched (or removed): the DAG fetches it
+        recorded = read_json(provenance_file)
+        changed = [f for f in recorded["files"] if not (source_dir / f["path"]).is_file()
+                   or (source_dir / f["path"]).stat().st_size != f["bytes"]]
+        if not changed:
+            continue
+        what = ", ".join(
+            f"{source_dir / f['path']} ({(source_dir / f['path']).stat().st_size} bytes, "
+            f"{f['bytes']} when fetched)" if (source_dir / f["path"]).is_file()
+            else f"{source_dir / f['path']} (gone)" for f in changed)
+        fetched_at = provenance_file.stat().st_mtime
+        old_times = {p.relative_to(source_dir): p.stat().st_mtime
+                     for p in [source_dir, *source_dir.rglob("*")]}
+        try:
+            fetched = fetch_dataset(catalog, dataset, source_dir, mirror)
+        except DataSourceError as err:
+            raise DataSourceError(
+                f"{dataset}: the cached source changed since it was fetched: {what}; fetching it "
+                f"again failed: {str(err).rstrip('.')}. Put the original file back, or set the mirror "
+                f"(${MIRROR_ENV}) or network access and start again.") from err
+        same = [f["sha256"] for f in fetched["files"]] == [f["sha256"] for f in recorded["files"]]
+        if same:
+            (source_dir / ".snakemake_timestamp").touch()
+            for path in sorted(source_dir.rglob("*"), reverse=True) + [source_dir]:
+                rel = path.relative_to(source_dir)
+                mtime = old_times.get(rel, fetched_at)
+                if rel in {Path(f["path"]) for f in changed}:
+                    mtime = fetched_at  # its own mtime is the truncation's, not the fetch's
+                os.utime(path, (mtime, mtime))
+        messages.append(
+            f"{dataset}: {what} changed since it was fetched: fetched again from "
+            f"{fetched['root']} and verified; "
+            + ("the same bytes as before, so nothing built from them reruns" if same else
+               "other bytes than before (the catalog changed?), so what depends on them reruns"))
+    return messages

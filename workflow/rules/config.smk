@@ -41,7 +41,7 @@ def _check_config():
 
     from baselines import method_params
     from ciess.config_checks import check_config
-    from ciess.data.fetch import load_catalog
+    from ciess.data.fetch import load_catalog, repair_fetched_sources
     from ciess.models.registry import MODELS, import_plugins
 
     import_plugins(config.get("plugins"))
@@ -51,9 +51,14 @@ def _check_config():
         return
     with open(workflow.source_path("../schemas/config.schema.yaml")) as fh:
         schema = yaml.safe_load(fh)
-    check_config(
-        config, schema, load_catalog(config["dataset_catalog"]), MODELS, method_params
-    )
+    catalog = load_catalog(config["dataset_catalog"])
+    check_config(config, schema, catalog, MODELS, method_params)
+    # a cached source truncated or removed since it was fetched is fetched again now, not left
+    # for the next preprocessing to find (docs/reliability.md, 9d)
+    for message in repair_fetched_sources(
+        catalog, config["datasets"], "results/data", config["data"]["mirror"]
+    ):
+        print(f"NOTE: {message}", file=sys.stderr)
 
 
 _check_config()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ciess.labels import budget_pct, method_label
+from ciess.labels import budget_label, method_label
 from ciess.masks import D_MAX, check_budget
 from ciess.models.registry import gmf_dense, model_spec
 from ciess.data.read_split import SplitData
@@ -166,18 +166,20 @@ def method_params(name: str, given: dict, module: str | None = None) -> dict:
     return {**known, **given}
 
 
-def run_method(name: str, ctx: MethodContext, budgets: list[str], module: str | None = None):
-    """Run a registered method for its budget labels (c80, native, ...) and check every mask
-    against its budget with the one budget rule (``masks.check_budget``). Yields
-    (budget label, mask with ``params``/``sparsity``/``method_label`` in its meta, account)."""
-    targets = [budget_pct(b) for b in budgets]
+def run_method(name: str, ctx: MethodContext, budgets: list, module: str | None = None):
+    """Run a registered method for the budgets of its config entry (target sparsities in percent,
+    or "native") and check every mask against its budget with the one budget rule
+    (``masks.check_budget``). Yields (budget label c80 / native, mask with ``params``/
+    ``sparsity``/``method_label`` in its meta, account)."""
+    targets = [None if b in (None, "native") else int(b) for b in budgets]
     masks = get_method(name, module)(ctx, targets)
     gmf = gmf_dense(ctx.model, ctx.model_overrides)
-    for budget, target in zip(budgets, targets):
+    for target in targets:
+        budget = budget_label(target)
         if target not in masks:
             raise RuntimeError(f"method {name} returned no mask for budget {budget}")
         mask = masks[target]
-        acct = check_budget(mask, budget, ctx.n_tables, gmf, f"{name} mask for budget {budget}")
+        acct = check_budget(mask, target, ctx.n_tables, gmf, f"{name} mask for budget {budget}")
         mask.meta.update({"params": acct["params"], "sparsity": acct["sparsity"],
                           "method_label": table_label(name, budget, module)})
         yield budget, mask, acct

@@ -41,11 +41,11 @@ def budget_label(pct: int | str | None) -> str:
 
 def budget_pct(label: str) -> int | None:
     """"c80" -> 80; "native", "cand", "dense" -> None."""
-    if re.fullmatch(r"c\d+", label):
+    if re.fullmatch(r"c\d+", label) and 1 <= int(label[1:]) <= 99:
         return int(label[1:])
     if label in ("native", "cand", "dense"):
         return None
-    raise ValueError(f"unknown budget label '{label}' (c<pct>, native, cand or dense)")
+    raise ValueError(f"unknown budget label '{label}' (c1..c99, native, cand or dense)")
 
 
 def target_sparsity(label: str) -> float | None:
@@ -140,21 +140,34 @@ def method_label(base: str, budget: str, native_mode: bool) -> str:
     return f"{base}-B" if native_mode and budget_pct(budget) is not None else base
 
 
-def describe_run(method: str, budget: str, baseline_label) -> dict:
+def parse_ciess_method(method: str) -> tuple[str, Search, str] | None:
+    """A CIESS method name read by the grammar: ("selection", Search, pool), ("candidate",
+    Search, "all") or None. For records written before they carried their fields
+    (``ciess.report.migrate_records``); the workflow looks names up in its label tables."""
+    m = CANDIDATE_RE.match(method)
+    if m:
+        return "candidate", Search.parse(m["search"]), "all"
+    m = CIESS_METHOD_RE.match(method)
+    if m:
+        return "selection", Search.parse(m["search"]), m["pool"] or "all"
+    return None
+
+
+def describe_run(method: str, budget: str, baseline_label, ciess_run=parse_ciess_method) -> dict:
     """The fields every metrics JSON carries besides its method name, so reports read fields:
     ``method_label`` (Full, ES, ESAPN-B, CIESS, CIESS candidate), ``variant`` (CIESS: noise,
     random_walk, lambda, episodes; else None) and ``search`` (the CIESS search's folder name).
-    ``baseline_label(method, budget)``: a registered method's table label."""
+    ``baseline_label(method, budget)``: a registered method's table label; ``ciess_run(method)``:
+    what a CIESS method name stands for (``parse_ciess_method``'s form; the workflow passes
+    a look-up in its label tables)."""
     if method == FULL:
         return {"method_label": "Full", "variant": None, "search": None}
-    m = CANDIDATE_RE.match(method)
-    if m:
-        search = Search.parse(m["search"])
+    run = ciess_run(method)
+    if run is None:
+        return {"method_label": baseline_label(method, budget), "variant": None, "search": None}
+    kind, search, pool = run
+    if kind == "candidate":
         return {"method_label": "CIESS candidate", "search": ciess_method(search),
                 "variant": {**ciess_variant(search), "episodes": None}}
-    m = CIESS_METHOD_RE.match(method)
-    if m:
-        search = Search.parse(m["search"])
-        return {"method_label": ciess_label(search), "search": ciess_method(search),
-                "variant": ciess_variant(search, m["pool"] or "all")}
-    return {"method_label": baseline_label(method, budget), "variant": None, "search": None}
+    return {"method_label": ciess_label(search), "search": ciess_method(search),
+            "variant": ciess_variant(search, pool)}

@@ -156,25 +156,14 @@ def meets_budget(params: int, target_pct: int, n_users: int, n_items: int, n_tab
     return within_budget(params, capacity(n_users, n_items, n_tables, d_max), target_pct)
 
 
-def budget_target(label: str) -> int | None:
-    """Budget path label -> target sparsity in percent: "c80" -> 80; "native", "dense", "cand" -> None."""
-    if label in ("native", "dense", "cand"):  # cand: a CIESS candidate, checked at selection
-        return None
-    if not (isinstance(label, str) and label.startswith("c") and label[1:].isdigit()
-            and 1 <= int(label[1:]) <= 99):
-        raise ValueError(f"budget label {label!r}: expected c1..c99, 'native' or 'dense'")
-    return int(label[1:])
-
-
-def check_budget(mask: Mask, label: str, n_tables: int, gmf_dense_at_max: bool,
+def check_budget(mask: Mask, target_pct: int | None, n_tables: int, gmf_dense_at_max: bool,
                  where: str) -> dict:
-    """The mask's account, after checking it meets the budget its path or record claims."""
+    """The mask's account, after checking it meets ``target_pct`` % sparsity (None: no target)."""
     acct = account(mask, n_tables, gmf_dense_at_max)
-    target = budget_target(label)
-    if target is not None and not meets_budget(acct["params"], target, mask.n_users,
-                                               mask.n_items, n_tables, mask.d_max):
+    if target_pct is not None and not meets_budget(acct["params"], target_pct, mask.n_users,
+                                                   mask.n_items, n_tables, mask.d_max):
         raise MaskFileError(f"{where}: sparsity {acct['sparsity']:.4f} ({acct['params']} "
-                            f"parameters) does not meet the budget {label} (>= {target}%)")
+                            f"parameters) does not meet the budget of {target_pct}% sparsity")
     return acct
 
 

@@ -28,17 +28,19 @@ def load_tables(path: str) -> dict:
 
 def train_and_record(manifest: str, model_name: str, seed: int, train_cfg: dict,
                      final_protocol: str, model_overrides: dict, metrics_path: str,
-                     mask_path: str | None = None, labels: dict | None = None,
+                     mask_path: str | None = None, target_pct: int | None = None,
+                     labels: dict | None = None,
                      config: dict | None = None, model_path: str | None = None,
                      quality_path: str | None = None, init_state_path: str | None = None,
                      per_user_path: str | None = None) -> dict:
-    """Train with ``mask_path`` (or full size), write metrics JSON, optionally the model and
-    the per-entity validation quality. Returns the metrics record."""
+    """Train with ``mask_path`` (or full size; checked against ``target_pct`` % sparsity when
+    given), write metrics JSON, optionally the model and the per-entity validation quality.
+    Returns the metrics record."""
     split = load_split(manifest)
     mask: Mask | None = None
     if mask_path is not None:
         mask = load_mask(mask_path, split.n_users, split.n_items)
-        check_budget(mask, (labels or {}).get("budget", "native"), model_spec(model_name).n_tables,
+        check_budget(mask, target_pct, model_spec(model_name).n_tables,
                      gmf_dense(model_name, model_overrides), str(mask_path))
     settings = TrainSettings.from_config(train_cfg)
     log.info("training %s on %s (%d users, %d items, %d train) with %s, seed %d, protocol %s",

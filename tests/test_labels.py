@@ -88,3 +88,32 @@ def test_a_recipe_overrides_only_the_keys_it_names():
         recipe_config(ciess, "nope")
     with pytest.raises(ValueError, match=r"\['episodes'\] cannot be set by a recipe"):
         recipe_config(ciess, "bad")
+
+
+# ------------------------------------------------------------------- labels are data in the DAG
+LABEL_PARSERS = ("Search.parse(", "budget_pct(", "pool_episodes(", "target_sparsity(",
+                 "parse_ciess_method(", "CIESS_METHOD_RE", "CANDIDATE_RE")
+
+
+def test_no_rule_or_job_script_parses_a_label_back():
+    """The DAG builds its label tables once (workflow/rules/studies.smk: SEARCHES, POOLS,
+    BUDGETS) and hands jobs values; a rule or script that parsed λ, a recipe, a pool or a budget
+    out of a path would be a second source of those facts."""
+    from conftest import REPO
+
+    files = [REPO / "Snakefile", *(REPO / "workflow").rglob("*.smk"),
+             *(REPO / "workflow/scripts").glob("*.py")]
+    found = [f"{f.relative_to(REPO)}: {p}" for f in files for p in LABEL_PARSERS
+             if p in f.read_text()]
+    assert not found, found
+
+
+def test_a_search_the_profile_does_not_plan_is_refused_naming_the_planned_ones(tmp_path):
+    from conftest import run_workflow
+
+    proc = run_workflow(tmp_path, "-n", "results/search/ml-100k/lightgcn/ciess-g-rw-lam0.77/"
+                        "seed0/search_log.csv", check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "CIESS search 'g-rw-lam0.77' is not one this profile plans" in out
+    assert "g-rw-lam0.4," in out  # the planned searches are listed

@@ -75,10 +75,10 @@ def test_mask_that_misses_its_budget_label_is_refused(tmp_path):
     mask = sizes_mask(np.full(10, 128), np.full(8, 128))  # 0% sparsity
     path = tmp_path / "c80" / "mask.npz"
     save_mask(path, mask, 10, 8)
-    with pytest.raises(MaskFileError, match=r"mask\.npz: sparsity 0\.0000 .* does not meet the budget c80"):
-        check_budget(load_mask(path, 10, 8), "c80", 1, False, str(path))
+    with pytest.raises(MaskFileError, match=r"mask\.npz: sparsity 0\.0000 .* does not meet the budget of 80% sparsity"):
+        check_budget(load_mask(path, 10, 8), 80, 1, False, str(path))
     small = sizes_mask(np.full(10, 25), np.full(8, 25))  # 80.5%
-    assert check_budget(small, "c80", 1, False, "x")["sparsity"] == pytest.approx(1 - 25 / 128)
+    assert check_budget(small, 80, 1, False, "x")["sparsity"] == pytest.approx(1 - 25 / 128)
 
 
 def test_retraining_refuses_a_mask_over_its_budget(tmp_path):
@@ -86,10 +86,10 @@ def test_retraining_refuses_a_mask_over_its_budget(tmp_path):
     manifest = _split(tmp_path)
     mask_path = tmp_path / "mask.npz"
     save_mask(mask_path, sizes_mask(np.full(20, 64), np.full(15, 64)), 20, 15)  # 50%
-    with pytest.raises(MaskFileError, match=r"mask\.npz: sparsity 0\.5000 .* budget c90"):
+    with pytest.raises(MaskFileError, match=r"mask\.npz: sparsity 0\.5000 .* budget of 90%"):
         train_and_record(str(manifest), "lightgcn", 0, {}, "train_val_es", {},
                          str(tmp_path / "metrics.json"), mask_path=str(mask_path),
-                         labels={"method": "es", "budget": "c90"})
+                         target_pct=90, labels={"method": "es", "budget": "c90"})
     assert not (tmp_path / "metrics.json").exists()
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from ciess.evaluate import METRICS
 from ciess.io import read_json
-from ciess.masks import budget_target, within_budget
+from ciess.labels import budget_pct
+from ciess.masks import within_budget
 
 REQUIRED = ("dataset", "model", "method", "seed")
 REQUIRED_OK = ("valid", "test", "params", "capacity", "sparsity", "data_manifest_sha256")
@@ -61,7 +62,7 @@ def verify_record(rec: dict, where: str) -> dict:
                           f"({params:g}/{capacity:g})")
     budget = rec.get("budget", "dense")
     try:
-        target = budget_target(budget)
+        target = budget_pct(budget)
     except ValueError as exc:
         raise RecordError(f"{where}: field 'budget': {exc}") from None
     if target is not None and not within_budget(params, capacity, target):

@@ -10,19 +10,20 @@ import numpy as np
 import pandas as pd
 
 from ciess.io import atomic_path, load_npz, read_json, write_json
-from ciess.labels import budget_pct, pool_episodes
 from ciess.masks import save_mask, sizes_mask
 from ciess.search.selection import BudgetNotReached, top_candidates
 
 CANDIDATE_COLUMNS = ["rank", "episode", "iteration", "val_avg_user", "params", "sparsity"]
 
 
-def write_candidates(log_csv, out_csv, budget: str, pool: str, l: int, eligibility: str,
-                     budgets, allow_not_reached: bool, log: logging.Logger) -> pd.DataFrame:
+def write_candidates(log_csv, out_csv, pct: int, pool: str, episodes: tuple[int, int] | None,
+                     l: int, eligibility: str, budgets, allow_not_reached: bool,
+                     log: logging.Logger) -> pd.DataFrame:
+    """The top-``l`` executed masks of a search meeting ``pct`` % sparsity, from the episodes
+    ``episodes`` (first, last; None: all) of the pool named ``pool``."""
     search_log = pd.read_csv(log_csv)
-    pct = budget_pct(budget)
     try:
-        cands = top_candidates(search_log, pct, l, eligibility, budgets, pool_episodes(pool))
+        cands = top_candidates(search_log, pct, l, eligibility, budgets, episodes)
         cands = cands.assign(rank=range(1, len(cands) + 1))[CANDIDATE_COLUMNS]
         log.info("budget %d%%, pool %s: %d candidates\n%s", pct, pool, len(cands), cands)
     except BudgetNotReached as exc:

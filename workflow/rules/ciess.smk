@@ -19,6 +19,7 @@ rule ciess_search:
         **config["resources"]["search"],
     params:
         ciess=search_config,
+        search=lambda wc: planned_search(wc.search).__dict__,
         train=train_params,
         model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
     script:
@@ -38,6 +39,8 @@ checkpoint ciess_candidates:
     resources:
         **config["resources"]["bookkeeping"],
     params:
+        target_pct=lambda wc: target_pct(wc.budget),
+        episodes=lambda wc: planned_pool(wc.pool),
         top_l=config["ciess"]["selection"]["top_l"],
         eligibility=config["ciess"]["selection"]["eligibility"],
         budgets=config["ciess"]["selection"]["budgets"],

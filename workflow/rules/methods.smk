@@ -19,7 +19,7 @@ for _method, _spec in config["methods"].items():
             **config["resources"]["search"],
         params:
             method=_method,
-            budgets=[budget_label(b) for b in _spec["budgets"]],
+            budgets=_spec["budgets"],
             method_params=_spec["params"],
             module=_spec.get("module"),
             train=train_params,

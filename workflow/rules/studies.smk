@@ -1,6 +1,12 @@
 # CIESS study design (Table 1, Table 2, Figures 3-5) and the size-response diagnostic.
-# Labels (budgets, search variants, pools) come from ciess.labels: one grammar for paths.
-from ciess.labels import Search, candidate_method, ciess_method, pool_label
+# Labels (budgets, search variants, pools) come from ciess.labels: one grammar for paths. The
+# tables at the end of this file (SEARCHES, POOLS, BUDGETS) hold every label the profile plans
+# with its values; rules pass those values to jobs, so nothing parses a label back.
+import re
+
+from snakemake.exceptions import WorkflowError
+
+from ciess.labels import Search, budget_label, candidate_method, ciess_method, pool_label
 from ciess.search.recipes import recipe_config, recipe_lambda
 from ciess.search.selection import episode_intervals
 
@@ -12,7 +18,7 @@ def search_label(noise, random_walk, lam, recipe=None):
 
 def search_config(wildcards):
     """The `ciess:` block one search runs with: the profile's, under its recipe (if any)."""
-    return recipe_config(config["ciess"], Search.parse(wildcards.search).recipe)
+    return recipe_config(config["ciess"], planned_search(wildcards.search).recipe)
 
 
 def ciess_seeds():
@@ -24,28 +30,29 @@ def default_search(dataset):
     return search_label("gaussian", True, config["ciess"]["lambda"][dataset])
 
 
-def ciess_searches():
-    """(dataset, model, search label) of every search: Table 1, Table 2, Figure 4."""
+def planned_searches():
+    """(dataset, model, Search) of every search: Table 1, Table 2, Figure 4, the recipes."""
     studies, out = config["ciess"]["studies"], []
     for dataset in config["datasets"]:
         lam = config["ciess"]["lambda"][dataset]
         for model in studies["main_models"]:
-            out.append((dataset, model, default_search(dataset)))
+            out.append((dataset, model, Search("gaussian", True, lam)))
         for model in studies["ablation_models"]:
             for v in studies["ablation_variants"]:
-                out.append(
-                    (dataset, model, search_label(v["noise"], v["random_walk"], lam))
-                )
+                out.append((dataset, model, Search(v["noise"], v["random_walk"], lam)))
         for model in studies["lambda_models"]:
             for grid_lam in studies["lambda_grid"][dataset]:
-                out.append((dataset, model, search_label("gaussian", True, grid_lam)))
+                out.append((dataset, model, Search("gaussian", True, grid_lam)))
         for model in studies.get("recipe_models", []):
             for recipe in config["ciess"].get("recipes") or {}:
                 recipe_lam = recipe_lambda(config["ciess"], recipe, dataset)
-                out.append(
-                    (dataset, model, search_label("gaussian", True, recipe_lam, recipe))
-                )
+                out.append((dataset, model, Search("gaussian", True, recipe_lam, recipe)))
     return [s for s in dict.fromkeys(out) if s[1] in config["models"]]
+
+
+def ciess_searches():
+    """(dataset, model, search label) of every search."""
+    return [(dataset, model, search.label) for dataset, model, search in planned_searches()]
 
 
 def interval_pools():
@@ -56,7 +63,7 @@ def interval_pools():
         sel["episode_intervals"],
         sel["cumulative_intervals"],
     )
-    return [pool_label(first, last) for first, last in intervals]
+    return {pool_label(first, last): (first, last) for first, last in intervals}
 
 
 def ciess_results():
@@ -68,7 +75,7 @@ def ciess_results():
         if model in config["ciess"]["studies"][
             "interval_models"
         ] and search == default_search(dataset):
-            pools += interval_pools()
+            pools += list(interval_pools())
         for pool in pools:
             for b in budgets:
                 for seed in ciess_seeds():
@@ -89,7 +96,7 @@ def main_searches():
         is_main = model in studies["main_models"] and search == default_search(dataset)
         is_recipe = (
             model in studies.get("recipe_models", [])
-            and Search.parse(search).recipe is not None
+            and SEARCHES[search].recipe is not None
         )
         if not (is_main or is_recipe):
             continue
@@ -169,3 +176,63 @@ def size_response_tables():
         for d in config["datasets"]
         for m in models
     ]
+
+
+# ---------------------------------------------------------------------------- label tables
+# Every label the profile plans, with what it stands for, built once. Rules hand jobs these
+# values (params), so no job or rule parses a λ, a recipe, a pool or a budget out of a path.
+SEARCHES = {search.label: search for _, _, search in planned_searches()}
+POOLS = {"all": None, **interval_pools()}
+BUDGETS = {
+    "dense": None,  # Full
+    "cand": None,  # a CIESS candidate's retraining, checked at its selection
+    **{
+        budget_label(b): None if b == "native" else int(b)
+        for b in [
+            *(b for spec in config["methods"].values() for b in spec["budgets"]),
+            *config["ciess"]["selection"]["budgets"],
+        ]
+    },
+}
+# CIESS method names -> (Search, pool): a selection "ciess-<search>[-<pool>]"
+CIESS_SELECTIONS = {
+    ciess_method(label, pool): (search, pool)
+    for label, search in SEARCHES.items()
+    for pool in POOLS
+}
+
+
+def _planned(table, kind, label):
+    if label not in table:
+        raise WorkflowError(
+            f"{kind} '{label}' is not one this profile plans (planned: "
+            f"{', '.join(sorted(table)) or 'none'}); add it to the profile"
+        )
+    return table[label]
+
+
+def planned_search(label):
+    return _planned(SEARCHES, "CIESS search", label)
+
+
+def planned_pool(label):
+    return _planned(POOLS, "candidate pool", label)
+
+
+def target_pct(label):
+    """The target sparsity (percent) a budget label stands for; None: no target."""
+    return _planned(BUDGETS, "budget", label)
+
+
+def ciess_run(method):
+    """What a CIESS method name stands for, looked up in the tables: ("selection", Search,
+    pool), ("candidate", Search, "all") for a retrained candidate "ciess-<search>-e<E>i<I>",
+    or None for any other method."""
+    if method in CIESS_SELECTIONS:
+        return ("selection", *CIESS_SELECTIONS[method])
+    base, _, tail = method.rpartition("-")
+    if CIESS_SELECTIONS.get(base, (None, None))[1] == "all" and re.fullmatch(
+        r"e\d+i\d+", tail
+    ):
+        return ("candidate", CIESS_SELECTIONS[base][0], "all")
+    return None

@@ -72,34 +72,34 @@ def all_metric_files():
 
 
 def run_description(method, budget):
-    """What a metrics JSON says about its method besides the name (ciess.labels.describe_run):
-    method_label, variant, search. Reports read these fields."""
+    """What a metrics JSON says about its method besides the name (ciess.labels.describe_run,
+    CIESS names looked up in the label tables): method_label, variant, search."""
     from baselines import table_label
     from ciess.labels import describe_run
 
     def baseline_label(name, budget):
         return table_label(name, budget, config["methods"].get(name, {}).get("module"))
 
-    return describe_run(method, budget, baseline_label)
+    return describe_run(method, budget, baseline_label, ciess_run)
 
 
 def method_settings(method):
     """The settings of the method that made a run's mask, recorded in its metrics (part of its
     settings hash, ciess.provenance.settings_hash): the method's config entry without its
     budgets, or for a CIESS candidate the settings of its search."""
-    from ciess.labels import Search
     from ciess.search.search import SearchSettings
 
     if method in config["methods"]:
         return {k: v for k, v in config["methods"][method].items() if k != "budgets"}
-    search = run_description(method, "cand").get("search")
-    if not search:
+    run = ciess_run(method)
+    if run is None or run[0] != "candidate":
         raise ValueError(
-            f"method '{method}': neither a method of config methods: nor a CIESS candidate"
+            f"method '{method}': neither a method of config methods: nor a CIESS candidate "
+            "of a search this profile plans"
         )
-    label = Search.parse(search.removeprefix("ciess-"))
+    search = run[1]
     return SearchSettings.method_settings(
-        recipe_config(config["ciess"], label.recipe), label
+        recipe_config(config["ciess"], search.recipe), search
     )
 
 

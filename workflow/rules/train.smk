@@ -24,6 +24,7 @@ rule pretrain_full:
         method="full",
         method_settings={},
         budget="dense",
+        target_pct=None,
         description=run_description("full", "dense"),
     script:
         "../scripts/train_masked.py"
@@ -49,6 +50,7 @@ rule retrain_masked:
         method=lambda wc: wc.method,
         method_settings=lambda wc: method_settings(wc.method),
         budget=lambda wc: wc.budget,
+        target_pct=lambda wc: target_pct(wc.budget),
         description=lambda wc: run_description(wc.method, wc.budget),
     script:
         "../scripts/train_masked.py"

@@ -4,6 +4,6 @@ from ciess.search.selective_retraining import write_candidates
 
 sm = snakemake  # noqa: F821
 log = start_job(sm)
-write_candidates(sm.input.log_csv, sm.output.candidates, sm.wildcards.budget, sm.wildcards.pool,
-                 sm.params.top_l, sm.params.eligibility, sm.params.budgets,
+write_candidates(sm.input.log_csv, sm.output.candidates, sm.params.target_pct, sm.wildcards.pool,
+                 sm.params.episodes, sm.params.top_l, sm.params.eligibility, sm.params.budgets,
                  sm.params.allow_not_reached, log)

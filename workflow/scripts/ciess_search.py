@@ -20,7 +20,7 @@ env = SizeSearchEnv(split, wc.model, peak["user_quality"], peak["item_quality"],
                     ciess["budget"]["unit"], ciess["budget"]["value"],
                     TrainSettings.from_config(sm.params.train), sm.params.model_overrides,
                     int(wc.seed), holdout)
-search = Search.parse(wc.search)
+search = Search(**sm.params.search)
 settings = SearchSettings.from_config(ciess, search)
 log.info("CIESS search %s/%s seed %s: %s; %d batches per iteration", split.name, wc.model,
          wc.seed, settings, env.batches)

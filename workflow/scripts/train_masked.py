@@ -8,7 +8,7 @@ train_and_record(
     manifest=sm.input.manifest, model_name=sm.wildcards.model, seed=int(sm.wildcards.seed),
     train_cfg=sm.params.train, final_protocol=sm.params.final_protocol,
     model_overrides=sm.params.model_overrides, metrics_path=sm.output.metrics,
-    mask_path=sm.input.get("mask"), config=sm.config,
+    mask_path=sm.input.get("mask"), target_pct=sm.params.target_pct, config=sm.config,
     init_state_path=sm.input.get("init_state"),
     labels={"method": sm.params.method, "budget": sm.params.budget, "profile": sm.config["profile"],
             "method_settings": sm.params.method_settings, **sm.params.description},

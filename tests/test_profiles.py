@@ -75,3 +75,39 @@ def test_stand_in_datasets_stay_out_of_the_real_profiles():
         text = Path(REPO / profile).read_text()
         assert not any(name in text for name in stand_ins), profile
     assert set(load_profile("config/stand-ins.yaml")["ciess"]["lambda"]) >= stand_ins
+
+
+def _value(tree: dict, path: str):
+    for key in path.split("."):
+        if not isinstance(tree, dict) or key not in tree:
+            return "<absent>"
+        tree = tree[key]
+    return tree
+
+
+@pytest.mark.parametrize("overlays", [("config/reference.yaml",),
+                                      ("config/reference.yaml", "config/reference-gpu.yaml")])
+def test_a_real_data_profile_inherits_no_quick_setting_it_uses(overlays):
+    """A real-data overlay is applied over config.yaml + quick.yaml (the Snakefile loads both), so
+    a key it does not set keeps quick's cheap value. For every method it runs and every dataset it
+    uses, such a key must be set by the overlay itself (the reference profile once ran Sides with
+    quick's two ratios instead of the six in config.yaml and docs/baselines.md §8)."""
+    resolved = load_profile(*overlays)
+    full, quick = read_yaml(REPO / "config/config.yaml"), read_yaml(REPO / "config/quick.yaml")
+    own = set().union(*(_key_paths(read_yaml(REPO / o)) for o in overlays))
+    unused_methods = set(full["methods"]) - set(resolved["methods"] if "active_methods" not in
+                                               resolved else resolved["active_methods"])
+    unused_datasets = set(quick["datasets"]) - set(resolved["datasets"])
+    inherited = []
+    for path in sorted(_key_paths(quick)):
+        parts = path.split(".")
+        if parts[0] == "methods" and parts[1] in unused_methods:
+            continue
+        if unused_datasets & set(parts):
+            continue
+        if any(path == o or path.startswith(o + ".") for o in own):
+            continue
+        if _value(resolved, path) == _value(quick, path) != _value(full, path):
+            inherited.append(f"{path} = {_value(quick, path)!r} (config.yaml: "
+                             f"{_value(full, path)!r})")
+    assert not inherited, f"{overlays} inherits quick's {inherited}"

@@ -107,7 +107,8 @@ def train_step(model: torch.nn.Module, optim: torch.optim.Optimizer, sampler: Tr
     return loss
 
 
-def _eta(seconds: float) -> str:
+def eta_text(seconds: float) -> str:
+    """Seconds left as 1h05m or 4m07s, for progress lines."""
     m, s = divmod(int(round(seconds)), 60)
     return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m{s:02d}s"
 
@@ -149,7 +150,7 @@ def train_model(model: torch.nn.Module, split: SplitData, settings: TrainSetting
                 log.info("%sepoch %d (step %d/%d): loss %.4f, lr %.5f", tag, step // per_epoch,
                          step, limit, loss.item(), lr_at(step - 1, hp))
         t_train += time.perf_counter() - t0
-        eta = _eta(t_train / step * (limit - step) + t_eval / max(len(history), 1) *
+        eta = eta_text(t_train / step * (limit - step) + t_eval / max(len(history), 1) *
                    -(-(limit - step) // settings.eval_every))
         if truth is None:
             history.append({"step": step, "epoch": step / per_epoch, "loss": running / chunk,

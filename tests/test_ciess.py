@@ -347,6 +347,14 @@ def test_trajectory_reads_a_running_searchs_job_log(tmp_path):
             .to_numpy()).all()
     for col, printed in (("mean_action_user", 0.05), ("sparsity", 5e-5), ("val_avg_user", 5e-6)):
         assert np.allclose(log[col], out.log[col], atol=printed * 1.001), col  # as printed
+    text = path.read_text()
+    assert "episode 2/2 iteration 2/2 (4/4)" in text and "ETA" in text  # totals and an ETA
+    older = tmp_path / "older.log"  # the line as searches logged it before the totals
+    older.write_text("episode 3 iteration 7: mean size user 13.6 item 11.5, sparsity 0.9000, "
+                     "val AVG 0.14491, reward user 0.6259 item 0.8100 [train 16.22s]\n")
+    assert read_job_log(older).iloc[0].to_dict() == {
+        "episode": 3, "iteration": 7, "mean_action_user": 13.6, "mean_action_item": 11.5,
+        "sparsity": 0.9, "val_avg_user": 0.14491}
     assert per_episode(log)["iterations"].tolist() == [2, 2]
     (tmp_path / "empty.log").write_text("nothing here\n")
     with pytest.raises(ValueError, match="no search iteration lines"):

@@ -19,6 +19,7 @@ from ciess.search.agent import TD3Agent, TD3Settings
 from ciess.search.env import SizeSearchEnv, quality_ratio, reward
 from ciess.search.noise import Noise
 from ciess.search.walk import SizeGraph
+from ciess.train import eta_text
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +200,7 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict,
     fingerprint = search_fingerprint(env, cfg, seed, labels)
     saved = load_checkpoint(Path(checkpoint), fingerprint) if checkpoint else None
     first = 1
+    total = cfg.episodes * cfg.iterations
     if saved is not None:
         rows, all_u, all_i = saved["rows"], saved["user_sizes"], saved["item_sizes"]
         for w, agent in agents.items():
@@ -210,6 +212,7 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict,
         first = saved["episode"] + 1
         log.info("resuming after episode %d of %d (%s)", saved["episode"], cfg.episodes,
                  checkpoint)
+    t_start, done_at_start = time.perf_counter(), (first - 1) * cfg.iterations
     for episode in range(first, cfg.episodes + 1):
         sizes = {"user": np.full(nu, D_MAX), "item": np.full(ni, D_MAX)}
         state = {w: env.state(sizes[w], np.full(len(sizes[w]), q0), w) for w in sizes}
@@ -259,11 +262,15 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict,
                    **{f"val_{m}": step.means[m] for m in METRICS},
                    "t_train_s": step.t_train, "t_eval_s": step.t_eval, "t_rl_s": t_rl}
             rows.append(row)
-            log.info("episode %d iteration %d: mean size user %.1f item %.1f, sparsity %.4f, "
-                     "val AVG %.5f, reward user %.4f item %.4f [train %.2fs, eval %.2fs, RL %.2fs]",
-                     episode, iteration, row["mean_action_user"], row["mean_action_item"],
-                     row["sparsity"], row["val_avg_user"], row["mean_reward_user"],
-                     row["mean_reward_item"], step.t_train, step.t_eval, t_rl)
+            done = len(rows)
+            left = (time.perf_counter() - t_start) / (done - done_at_start) * (total - done)
+            log.info("episode %d/%d iteration %d/%d (%d/%d): mean size user %.1f item %.1f, "
+                     "sparsity %.4f, val AVG %.5f, reward user %.4f item %.4f [train %.2fs, "
+                     "eval %.2fs, RL %.2fs, ETA %s]", episode, cfg.episodes, iteration,
+                     cfg.iterations, done, total, row["mean_action_user"],
+                     row["mean_action_item"], row["sparsity"], row["val_avg_user"],
+                     row["mean_reward_user"], row["mean_reward_item"], step.t_train,
+                     step.t_eval, t_rl, eta_text(left))
         if checkpoint:
             save_checkpoint(Path(checkpoint), fingerprint, episode, rows, all_u, all_i, agents,
                             rng)

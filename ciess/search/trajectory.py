@@ -21,7 +21,8 @@ BUDGETS = (80, 90, 95)
 
 
 ITERATION_LINE = re.compile(
-    r"episode (?P<episode>\d+) iteration (?P<iteration>\d+): mean size user (?P<mean_action_user>"
+    r"episode (?P<episode>\d+)(?:/\d+)? iteration (?P<iteration>\d+)(?:/\d+)?(?: \(\d+/\d+\))?: "
+    r"mean size user (?P<mean_action_user>"
     r"[\d.]+) item (?P<mean_action_item>[\d.]+), sparsity (?P<sparsity>[\d.]+), val AVG "
     r"(?P<val_avg_user>[\d.]+)")
 

@@ -428,3 +428,24 @@ def test_a_holdout_search_trains_and_scores_on_train_alone():
                       holdout=0.2)
     with pytest.raises(ValueError, match="needs the Full run's peak"):
         SizeSearchEnv(split, "lightgcn", None, None, "batches", 2, settings, {}, 3)
+
+
+def test_the_search_verdict_says_where_budgets_were_met_or_how_a_held_search_moved():
+    from ciess.search.trajectory import verdict
+
+    rows = []
+    for episode, sparsity in enumerate([0.5, 0.85, 0.96, 0.7, 0.7], start=1):
+        for iteration in (1, 2):
+            rows.append({"episode": episode, "iteration": iteration, "sparsity": sparsity,
+                         "mean_action_user": 10.0 + episode, "mean_action_item": 20.0 - episode,
+                         "val_avg_user": 0.1 + 0.01 * episode})
+    free = pd.DataFrame(rows)
+    text = verdict(free, last=2)
+    assert "80% in episodes 2–3, 90% in episodes 3–3, 95% in episodes 3–3" in text
+    assert "last 2 episodes settle at 70.0% sparsity (max 70.0%) and meet no budget" in text
+    held = free.assign(held_budget=free["episode"].map({1: 80, 2: 90, 3: 80, 4: 90, 5: 80}))
+    text = verdict(held)
+    assert text.startswith("Every executed mask is held at its episode's budget")
+    assert "at 80% (episodes 1–5) users 11.0 → 15.0, items 19.0 → 15.0, score 0.110 → 0.150 " \
+           "(best 0.150 in episode 5)" in text
+    assert "at 90% (episodes 2–4)" in text

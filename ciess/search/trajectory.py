@@ -65,6 +65,37 @@ def settled(table: pd.DataFrame, last: int = 10) -> str:
             f"iterations meeting each budget came from {spans}")
 
 
+def verdict(log: pd.DataFrame, budgets=BUDGETS, last: int = 10) -> str:
+    """One reader's sentence on a search log: for a budget-held search, how sizes and the search's
+    own score moved between the first and the last episode held at each budget; otherwise where
+    the budgets were met and where the last ``last`` episodes settle."""
+    ep = log.groupby("episode").agg(user=("mean_action_user", "mean"),
+                                    item=("mean_action_item", "mean"),
+                                    score=("val_avg_user", "mean"),
+                                    held=("held_budget", "first") if "held_budget" in log
+                                    else ("episode", lambda x: float("nan")))
+    if ep["held"].notna().any():
+        parts = []
+        for b, g in ep[ep["held"].notna()].groupby("held"):
+            a, z = g.iloc[0], g.iloc[-1]
+            parts.append(f"at {b:.0f}% (episodes {g.index[0]}–{g.index[-1]}) users "
+                         f"{a['user']:.1f} → {z['user']:.1f}, items {a['item']:.1f} → "
+                         f"{z['item']:.1f}, score {a['score']:.3f} → {z['score']:.3f} (best "
+                         f"{g['score'].max():.3f} in episode {g['score'].idxmax()})")
+        return ("Every executed mask is held at its episode's budget; mean sizes and the search's "
+                "own score (validation AVG after the per-iteration budget) from the first to the "
+                "last episode at each budget: " + "; ".join(parts) + ".")
+    table = per_episode(log, budgets)
+    tail = table.tail(last)
+    spans = [f"{c}% in episodes {v[0]}–{v[-1]}" if v else f"{c}% never"
+             for c in budgets for v in [table.index[table[f"met_c{c}"] > 0].tolist()]]
+    met = [f"{c}%" for c in budgets if tail[f"met_c{c}"].sum() > 0]
+    return (f"Executed masks met {', '.join(spans)}; the last {len(tail)} episodes settle at "
+            f"{100 * tail['sparsity_mean'].mean():.1f}% sparsity (max "
+            f"{100 * tail['sparsity_max'].max():.1f}%) and meet "
+            f"{', '.join(met) if met else 'no budget: what is selected comes from earlier episodes'}.")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -27,3 +27,19 @@ def test_each_recipe_gets_its_own_search_and_active_recipes_selects(tmp_path):
                        check=False)
     assert bad.returncode != 0
     assert "ciess.active_recipes: ['helt'] not among" in bad.stdout + bad.stderr
+
+
+def test_a_recipe_may_run_its_own_search_seeds(tmp_path):
+    """`ciess.recipes.<r>.seeds`: a recipe searched with more (or other) seeds than the default
+    search, e.g. the second seed of the recipe under study; Table 1 and the search page ask for
+    exactly those runs."""
+    (tmp_path / "seeds.yaml").write_text(yaml.safe_dump(
+        {"ciess": {"seeds": [0], "active_recipes": ["held"],
+                   "recipes": {"held": {"hold_budget": True, "seeds": [1, 2]}}}}))
+    out = run_workflow(tmp_path / "a", "-n", "all", "--configfile", str(tmp_path / "seeds.yaml"))
+    text = out.stdout + out.stderr
+    found = set(re.findall(r"results/search/ml-100k/lightgcn/ciess-([^/]+)/seed(\d+)/search_log"
+                           r"\.csv", text))
+    assert ("g-rw-lam0.4-held", "1") in found and ("g-rw-lam0.4-held", "2") in found
+    assert ("g-rw-lam0.4-held", "0") not in found and ("g-rw-lam0.4", "0") in found
+    assert ("g-rw-lam0.4", "1") not in found

@@ -1,14 +1,15 @@
 """CIESS search recipes (docs/ciess.md §18): named sets of search settings that override the
 profile's `ciess:` block for one search, so that the paper's setting, the authors' code's
 choices and the suite's own variants run side by side and land in separate folders
-(``ciess-g-rw-lam0.01-code``). A recipe may set the keys in RECIPE_KEYS; mappings (``lambda``,
+(``ciess-g-rw-lam0.01-code``). A recipe may set the keys in RECIPE_KEYS (``seeds``: its own
+search seeds, e.g. more than the default search's); mappings (``lambda``,
 ``reward``) replace the profile's keys they name and keep the others."""
 from __future__ import annotations
 
 import copy
 
 RECIPE_KEYS = ("lambda", "reward", "noise_scope", "noise_position", "hold_budget", "init_quality",
-               "search_holdout")
+               "search_holdout", "seeds")
 
 
 def recipe_overrides(ciess: dict, recipe: str) -> dict:

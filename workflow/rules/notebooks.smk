@@ -15,7 +15,7 @@ def fig3_logs():
             if (dataset, "lightgcn", search) in ciess_searches():
                 logs += [
                     f"results/search/{dataset}/lightgcn/ciess-{search}/seed{s}/search_log.csv"
-                    for s in ciess_seeds()
+                    for s in ciess_seeds(search)
                 ]
     return logs
 

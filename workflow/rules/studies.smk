@@ -21,9 +21,13 @@ def search_config(wildcards):
     return recipe_config(config["ciess"], planned_search(wildcards.search).recipe)
 
 
-def ciess_seeds():
-    """Seeds of the CIESS searches: `ciess.seeds` (searches cost the most), else the profile's."""
-    return config["ciess"].get("seeds", config["seeds"])
+def ciess_seeds(search=None):
+    """Seeds of a CIESS search (searches cost the most): its recipe's `seeds`, else
+    `ciess.seeds`, else the profile's `seeds`."""
+    ciess = config["ciess"]
+    if search is not None and SEARCHES[search].recipe is not None:
+        ciess = recipe_config(ciess, SEARCHES[search].recipe)
+    return ciess.get("seeds", config["seeds"])
 
 
 def default_search(dataset):
@@ -78,7 +82,7 @@ def ciess_results():
             pools += list(interval_pools())
         for pool in pools:
             for b in budgets:
-                for seed in ciess_seeds():
+                for seed in ciess_seeds(search):
                     out.append(
                         f"results/runs/{dataset}/{model}/{ciess_method(search, pool)}/{b}/seed{seed}/metrics.json"
                     )
@@ -100,7 +104,7 @@ def main_searches():
         )
         if not (is_main or is_recipe):
             continue
-        for seed in ciess_seeds():
+        for seed in ciess_seeds(search):
             base = f"results/search/{dataset}/{model}/ciess-{search}/seed{seed}"
             out.append(
                 {

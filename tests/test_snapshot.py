@@ -221,7 +221,8 @@ def test_reproduction_summary_states_each_claim_with_its_evidence():
     from ciess.report.reference import reproduction_summary
 
     rows = []
-    values = {"CIESS": 0.20, "ES": 0.21, "MR": 0.18, "MDE": 0.22, "CIESS (held)": 0.22}
+    values = {"CIESS": 0.20, "ES": 0.21, "MR": 0.18, "MDE": 0.22, "Sides": 0.205,
+              "CIESS (held)": 0.22}
     for method, value in values.items():
         for seed in (0, 1):
             for metric in ("recall@5", "recall@20", "ndcg@5", "ndcg@20"):
@@ -242,6 +243,7 @@ def test_reproduction_summary_states_each_claim_with_its_evidence():
     assert "- ES vs the paper: 1 of 1 cells within ±5%, median Δ +0.2%" in text
     assert "Claim CIESS > ES: **does not hold** (CIESS − ES" in text and "90%: R@20 -4.8%, N@20 -4.8%" in text
     assert "Claim ES > MR: **holds**" in text and "MDE > ES **holds**" in text
+    assert "Sides > ES **does not hold** (Sides − ES" in text
     assert "  - the same claim for CIESS (held): **holds** (CIESS (held) − ES" in text
     assert "Not run in this snapshot (the paper prints them): PEP" in text
     assert "1.0 h of rule time" in text and "CPU X, 2 cores" in text

@@ -43,3 +43,20 @@ def test_a_recipe_may_run_its_own_search_seeds(tmp_path):
     assert ("g-rw-lam0.4-held", "1") in found and ("g-rw-lam0.4-held", "2") in found
     assert ("g-rw-lam0.4-held", "0") not in found and ("g-rw-lam0.4", "0") in found
     assert ("g-rw-lam0.4", "1") not in found
+
+
+def test_recipe_pools_select_each_recipes_late_candidates_too(tmp_path):
+    """`ciess.studies.recipe_pools`: each recipe search's candidates of an episode range are
+    selected too (quick: its last episode), beside the whole search; a range outside the
+    search's episodes is refused at DAG start."""
+    quick = run_workflow(tmp_path / "a", "-n", "all")
+    text = quick.stdout + quick.stderr
+    for budget in ("c80", "c90"):
+        assert f"results/runs/ml-100k/lightgcn/ciess-g-rw-lam0.01-code-ep2-2/{budget}/seed0/" \
+               "metrics.json" in text
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"ciess": {"studies": {
+        "recipe_pools": [[2, 5]]}}}))
+    bad = run_workflow(tmp_path / "b", "-n", "all", "--configfile", str(tmp_path / "bad.yaml"),
+                       check=False)
+    assert bad.returncode != 0
+    assert "recipe_pools: [2, 5] is not a range of episodes within 1..2" in bad.stdout + bad.stderr

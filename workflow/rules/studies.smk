@@ -70,6 +70,20 @@ def interval_pools():
     return {pool_label(first, last): (first, last) for first, last in intervals}
 
 
+def recipe_pools():
+    """`ciess.studies.recipe_pools`: episode ranges whose candidates are also selected for every
+    recipe search (e.g. the policy's last cycles), as path labels: ep11-20. Diagnostics beside
+    the whole search's selection; like Figure 5's pools, no Table 1 row."""
+    pools = config["ciess"]["studies"].get("recipe_pools", [])
+    for first, last in pools:
+        if not 1 <= first <= last <= config["ciess"]["episodes"]:
+            raise WorkflowError(
+                f"config ciess.studies.recipe_pools: [{first}, {last}] is not a range of "
+                f"episodes within 1..{config['ciess']['episodes']} (ciess.episodes)"
+            )
+    return {pool_label(first, last): (first, last) for first, last in pools}
+
+
 def ciess_results():
     """Selected-mask metrics of every search at every budget, and Figure 5's interval pools."""
     out = []
@@ -80,6 +94,10 @@ def ciess_results():
             "interval_models"
         ] and search == default_search(dataset):
             pools += list(interval_pools())
+        if model in config["ciess"]["studies"].get("recipe_models", []) and (
+            SEARCHES[search].recipe is not None
+        ):
+            pools += list(recipe_pools())
         for pool in pools:
             for b in budgets:
                 for seed in ciess_seeds(search):
@@ -186,7 +204,7 @@ def size_response_tables():
 # Every label the profile plans, with what it stands for, built once. Rules hand jobs these
 # values (params), so no job or rule parses a λ, a recipe, a pool or a budget out of a path.
 SEARCHES = {search.label: search for _, _, search in planned_searches()}
-POOLS = {"all": None, **interval_pools()}
+POOLS = {"all": None, **interval_pools(), **recipe_pools()}
 BUDGETS = {
     "dense": None,  # Full
     "cand": None,  # a CIESS candidate's retraining, checked at its selection

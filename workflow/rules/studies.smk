@@ -74,7 +74,10 @@ def recipe_pools():
     """`ciess.studies.recipe_pools`: episode ranges whose candidates are also selected for every
     recipe search (e.g. the policy's last cycles), as path labels: ep11-20. Diagnostics beside
     the whole search's selection; like Figure 5's pools, no Table 1 row."""
-    pools = config["ciess"]["studies"].get("recipe_pools", [])
+    studies = config["ciess"]["studies"]
+    if not (studies.get("recipe_models") and config["ciess"].get("recipes")):
+        return {}  # no recipe search in this profile
+    pools = studies.get("recipe_pools", [])
     for first, last in pools:
         if not 1 <= first <= last <= config["ciess"]["episodes"]:
             raise WorkflowError(
@@ -204,7 +207,11 @@ def size_response_tables():
 # Every label the profile plans, with what it stands for, built once. Rules hand jobs these
 # values (params), so no job or rule parses a λ, a recipe, a pool or a budget out of a path.
 SEARCHES = {search.label: search for _, _, search in planned_searches()}
-POOLS = {"all": None, **interval_pools(), **recipe_pools()}
+POOLS = {
+    "all": None,
+    **(interval_pools() if config["ciess"]["studies"]["interval_models"] else {}),
+    **recipe_pools(),
+}
 BUDGETS = {
     "dense": None,  # Full
     "cand": None,  # a CIESS candidate's retraining, checked at its selection

@@ -320,3 +320,21 @@ def test_shipped_pages_carry_no_raw_python_values():
                     delta_cells += 1
                     assert re.fullmatch(r"[+−-]?\d+(\.\d{1,2})?|—|", cell), (page.name, header[j], cell)
     assert delta_cells > 0  # the check saw the Δ% columns it is about
+
+
+def test_snapshot_redacts_the_mirror_a_run_fetched_from_without_the_environment(tmp_path, monkeypatch):
+    """The mirror is read from the run's own fetch records, so a snapshot made in a shell without
+    CIESS_DATA_MIRROR still ships no machine path (a 2026-12-06 snapshot did)."""
+    monkeypatch.delenv("CIESS_DATA_MIRROR", raising=False)
+    results = _results(tmp_path)
+    mirror = tmp_path / "elsewhere/mirror"
+    source = results / "data/toy/source"
+    source.mkdir(parents=True, exist_ok=True)
+    (source / "provenance.json").write_text(json.dumps({"files": [
+        {"path": "toy/ratings.tsv", "origin": f"{mirror}/toy/ratings.tsv"},
+        {"path": "toy/other.tsv", "origin": "https://example.org/toy/other.tsv"}]}))
+    assert snap.fetched_from(results) == {str(mirror)}
+    out = tmp_path / "ref/toy"
+    snap.make_snapshot(results, out)
+    copied = (out / "data/toy/source/provenance.json").read_text()
+    assert "<mirror>/toy/ratings.tsv" in copied and str(mirror) not in copied

@@ -122,7 +122,21 @@ def redactions(results: Path, extra: dict[str, str] | None = None) -> list[tuple
     mirror = os.environ.get("CIESS_DATA_MIRROR")
     if mirror:
         pairs[str(Path(mirror).resolve())] = "<mirror>"
+    for root in fetched_from(results):  # the mirror the run used, whatever this shell sets
+        pairs.setdefault(root, "<mirror>")
     return sorted(pairs.items(), key=lambda kv: -len(kv[0]))
+
+
+def fetched_from(results: Path) -> set[str]:
+    """The local folders the run's dataset files were copied from (their fetch records hold each
+    file's origin, ``<folder>/<path>``); downloaded files have a URL and name no folder."""
+    roots = set()
+    for record in results.glob("data/*/source/provenance.json"):
+        for f in read_json(record).get("files", []):
+            origin, rel = str(f.get("origin", "")), str(f.get("path", ""))
+            if "://" not in origin and rel and origin.endswith("/" + rel):
+                roots.add(origin[: -len(rel) - 1])
+    return roots
 
 
 def _copy(src: Path, dst: Path, replace: list[tuple[str, str]]) -> None:

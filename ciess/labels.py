@@ -153,13 +153,17 @@ def parse_ciess_method(method: str) -> tuple[str, Search, str] | None:
     return None
 
 
-def describe_run(method: str, budget: str, baseline_label, ciess_run=parse_ciess_method) -> dict:
+def describe_run(method: str, budget: str, baseline_label, ciess_run=parse_ciess_method,
+                 table_pool=lambda search: "all") -> dict:
     """The fields every metrics JSON carries besides its method name, so reports read fields:
     ``method_label`` (Full, ES, ESAPN-B, CIESS, CIESS candidate), ``variant`` (CIESS: noise,
-    random_walk, lambda, episodes; else None) and ``search`` (the CIESS search's folder name).
+    random_walk, lambda, episodes, and ``table_row``: whether this selection is its search's
+    Table 1 row; else None) and ``search`` (the CIESS search's folder name).
     ``baseline_label(method, budget)``: a registered method's table label; ``ciess_run(method)``:
     what a CIESS method name stands for (``parse_ciess_method``'s form; the workflow passes
-    a look-up in its label tables)."""
+    a look-up in its label tables); ``table_pool(search)``: the pool of a search whose
+    selection is its Table 1 row (default: all episodes, the paper's; a recipe's
+    ``table_episodes`` in the workflow)."""
     if method == FULL:
         return {"method_label": "Full", "variant": None, "search": None}
     run = ciess_run(method)
@@ -170,4 +174,4 @@ def describe_run(method: str, budget: str, baseline_label, ciess_run=parse_ciess
         return {"method_label": "CIESS candidate", "search": ciess_method(search),
                 "variant": {**ciess_variant(search), "episodes": None}}
     return {"method_label": ciess_label(search), "search": ciess_method(search),
-            "variant": ciess_variant(search, pool)}
+            "variant": {**ciess_variant(search, pool), "table_row": pool == table_pool(search)}}

@@ -42,7 +42,7 @@ def test_method_names_describe_their_runs():
     d = labels.describe_run("ciess-ou-norw-lam0.2-ep7-12", "c90", baseline)
     assert d == {"method_label": "CIESS", "search": "ciess-ou-norw-lam0.2",
                  "variant": {"noise": "OU", "random_walk": False, "lambda": 0.2,
-                             "recipe": "default", "episodes": "7-12"}}
+                             "recipe": "default", "episodes": "7-12", "table_row": False}}
     cand = labels.describe_run(labels.candidate_method("g-rw-lam0.4", 3, 5), "cand", baseline)
     assert cand["method_label"] == "CIESS candidate" and cand["search"] == "ciess-g-rw-lam0.4"
     assert labels.describe_run("esapn", "c90", baseline)["method_label"] == "ESAPN-B"
@@ -68,6 +68,20 @@ def test_a_recipe_name_rides_on_the_search_label_and_parses_back():
     assert describe_run("ciess-g-rw-lam0.4", "c80", None)["variant"]["recipe"] == "default"
     with pytest.raises(ValueError, match="no digits"):
         Search("gaussian", True, 0.4, "v2").label
+
+
+def test_a_recipes_table_episodes_are_a_range_of_its_episodes_or_all():
+    from ciess.search.recipes import table_episodes
+
+    ciess = {"episodes": 20, "recipes": {"held": {"hold_budget": True, "table_episodes": [11, 20]},
+                                         "code": {"table_episodes": "all"}, "plain": {},
+                                         "bad": {"table_episodes": [15, 25]}}}
+    assert table_episodes(ciess, "held") == (11, 20)
+    assert table_episodes(ciess, "code") is None and table_episodes(ciess, "plain") is None
+    assert table_episodes(ciess, None) is None  # the default search: every episode (paper)
+    with pytest.raises(ValueError, match=r"ciess.recipes.bad.table_episodes: \[15, 25\] is not "
+                                         r"'all' or \[first, last\] within 1..20"):
+        table_episodes(ciess, "bad")
 
 
 def test_a_recipe_overrides_only_the_keys_it_names():

@@ -2,6 +2,7 @@
 its own search folder; `ciess.active_recipes` selects among them and refuses unknown names."""
 from __future__ import annotations
 
+import json
 import re
 
 import yaml
@@ -60,3 +61,29 @@ def test_recipe_pools_select_each_recipes_late_candidates_too(tmp_path):
                        check=False)
     assert bad.returncode != 0
     assert "recipe_pools: [2, 5] is not a range of episodes within 1..2" in bad.stdout + bad.stderr
+
+
+def test_a_recipes_table_episodes_plan_that_selection_and_mark_it_as_the_table1_row(tmp_path):
+    """`ciess.recipes.<r>.table_episodes` (docs/ciess.md §18.3): the selection from those
+    episodes is planned for the recipe's search and its record marks it as the Table 1 row; the
+    whole search's selection is still planned (a diagnostic); a range outside the search's
+    episodes is refused at DAG start naming the key."""
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump({"ciess": {
+        "active_recipes": ["held"], "studies": {"recipe_pools": []},
+        "recipes": {"held": {"hold_budget": True, "table_episodes": [2, 2]}}}}))
+    out = run_workflow(tmp_path / "a", "-n", "all", "--configfile", str(tmp_path / "t.yaml"))
+    text = out.stdout + out.stderr
+    for method in ("ciess-g-rw-lam0.4-held-ep2-2", "ciess-g-rw-lam0.4-held"):
+        assert f"results/runs/ml-100k/lightgcn/{method}/c80/seed0/metrics.json" in text
+    # episode 2 of a held quick search holds 90%: that selection, made, is the Table 1 row
+    target = "results/runs/ml-100k/lightgcn/ciess-g-rw-lam0.4-held-ep2-2/c90/seed0/metrics.json"
+    run_workflow(tmp_path / "a", target, "--configfile", str(tmp_path / "t.yaml"))
+    variant = json.loads((tmp_path / "a" / target).read_text())["variant"]
+    assert variant["table_row"] is True and variant["episodes"] == "2-2"
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"ciess": {"recipes": {
+        "held": {"table_episodes": [1, 3]}}}}))
+    bad = run_workflow(tmp_path / "b", "-n", "all", "--configfile", str(tmp_path / "t.yaml"),
+                       str(tmp_path / "bad.yaml"), check=False)
+    assert bad.returncode != 0
+    assert "ciess.recipes.held.table_episodes: [1, 3] is not 'all' or [first, last] within 1..2" \
+        in bad.stdout + bad.stderr

@@ -56,7 +56,7 @@ def test_migration_adds_the_fields_to_old_records(tmp_path):
     ciess = json.loads((tmp_path / "ciess-ou-norw-lam0.2-ep7-12/metrics.json").read_text())
     assert ciess["method_label"] == "CIESS" and ciess["search"] == "ciess-ou-norw-lam0.2"
     assert ciess["variant"] == {"noise": "OU", "random_walk": False, "lambda": 0.2,
-                                "recipe": "default", "episodes": "7-12"}
+                                "recipe": "default", "episodes": "7-12", "table_row": False}
     assert json.loads((tmp_path / "esapn/metrics.json").read_text())["method_label"] == "ESAPN-B"
     assert json.loads((tmp_path / "full/metrics.json").read_text())["method_label"] == "Full"
 
@@ -384,6 +384,42 @@ def test_table2_says_when_the_ablation_was_not_run(tmp_path):
     text = "".join("".join(o.get("data", {}).get("text/markdown", "")) for o in outputs)
     assert "Not run in this profile (reference):** the noise and walk ablation" in text
     assert "G + walk only" in text
+
+
+def test_a_recipes_table_episodes_selection_is_its_table1_row_and_its_whole_search_is_not(
+        tmp_path):
+    """`ciess.recipes.<r>.table_episodes` (docs/ciess.md §18.3): the workflow marks the
+    selection from those episodes as the recipe's Table 1 row (``variant.table_row``); the
+    whole search's selection becomes a diagnostic; a record written before the field keeps
+    the old rule (the whole search is the row)."""
+    from ciess.report.reference import reference_rows, reproduction_summary, wide_beside_paper
+
+    settled = lambda search: "ep11-20" if search.recipe == "held" else "all"  # noqa: E731
+
+    def record(method, value, table_pool=settled):
+        path = _record(tmp_path, method, "c80", 0, value)
+        rec = json.loads(path.read_text())
+        rec.update(describe_run(method, "c80", table_label, table_pool=table_pool),
+                   final_protocol="merge_fixed")
+        path.write_text(json.dumps(rec))
+        return path
+
+    files = [record("ciess-g-rw-lam0.4", 0.24), record("ciess-g-rw-lam0.4-held", 0.25),
+             record("ciess-g-rw-lam0.4-held-ep11-20", 0.30), record("es", 0.26)]
+    assert json.loads(files[2].read_text())["variant"]["table_row"] is True
+    assert json.loads(files[1].read_text())["variant"]["table_row"] is False
+    rows = table1_rows(collect(files), {"ml-1m": 0.4})
+    assert set(rows["method"]) == {"ciess-g-rw-lam0.4", "ciess-g-rw-lam0.4-held-ep11-20", "es"}
+    snap = reference_rows(files)
+    held = snap[snap["method_label"] == "CIESS (held)"]
+    assert set(held["value"]) == {0.30} and set(held["episodes"]) == {"11-20"}
+    paper = PAPER[PAPER["dataset"] == "ml-1m"]
+    summary = reproduction_summary(snap, wide_beside_paper(snap, paper), paper, {"rule_logs": {}})
+    assert "the same claim for CIESS (held) (candidates of episodes 11-20): **holds**" in summary
+    old = json.loads(files[1].read_text())  # written before records named their table row
+    del old["variant"]["table_row"]
+    files[1].write_text(json.dumps(old))
+    assert "ciess-g-rw-lam0.4-held" in set(table1_rows(collect(files[:2]), {"ml-1m": 0.4})["method"])
 
 
 def test_a_selection_from_part_of_a_search_is_no_table1_row_for_any_recipe(tmp_path):

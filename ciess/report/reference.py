@@ -15,7 +15,7 @@ import pandas as pd
 
 from ciess.labels import METHOD_ORDER
 from ciess.report.records import read_record
-from ciess.report.reports import (TABLE_METRICS, check_one_setting_per_cell, model_label,
+from ciess.report.reports import (TABLE_METRICS, check_one_setting_per_cell, is_table_row, model_label,
                                   paper_cells, run_columns)
 
 SHORT = {"recall@5": "R@5", "recall@20": "R@20", "ndcg@5": "N@5", "ndcg@20": "N@20"}
@@ -34,8 +34,8 @@ def reference_rows(metric_files) -> pd.DataFrame:
         budget = rec.get("budget", "dense")
         if rec.get("status", "ok") != "ok" or budget == "cand":  # candidates: not results
             continue
-        if (rec.get("variant") or {}).get("episodes") not in (None, "all"):
-            continue  # a selection from part of a search's episodes (Figure 5): no Table 1 row
+        if not is_table_row(rec):
+            continue  # a diagnostic pool (Figure 5, a recipe's other selection): no Table 1 row
         by_protocol = rec.get("test_by_protocol") or {rec["final_protocol"]: rec["test"]}
         for protocol, metrics in by_protocol.items():
             for metric in TABLE_METRICS:
@@ -44,7 +44,8 @@ def reference_rows(metric_files) -> pd.DataFrame:
                              "budget": budget, "seed": rec["seed"], "protocol": protocol,
                              "headline": protocol == rec["final_protocol"], "metric": metric,
                              "value": metrics[metric], "sparsity": rec["sparsity"],
-                             "best_step": rec.get("best_step"), "profile": rec.get("profile")})
+                             "best_step": rec.get("best_step"), "profile": rec.get("profile"),
+                             "episodes": (rec.get("variant") or {}).get("episodes")})
     return pd.DataFrame(rows)
 
 
@@ -180,7 +181,10 @@ def reproduction_summary(rows: pd.DataFrame, wide: pd.DataFrame, paper: pd.DataF
         lines.append(f"- Claim CIESS > ES: {_verdict(_versus(sub, 'CIESS', 'ES'), 'CIESS', 'ES')}")
         for recipe in sorted({m for m in sub["method_label"] if str(m).startswith("CIESS (")},
                              key=lambda m: (METHOD_ORDER + [m]).index(m)):  # docs/ciess.md §18
-            lines.append(f"  - the same claim for {recipe}: "
+            episodes = sub["episodes"] if "episodes" in sub else pd.Series(index=sub.index)
+            pools = sorted(set(episodes[sub["method_label"] == recipe].dropna()) - {"all"})
+            source = f" (candidates of episodes {', '.join(pools)})" if pools else ""
+            lines.append(f"  - the same claim for {recipe}{source}: "
                          f"{_verdict(_versus(sub, recipe, 'ES'), recipe, 'ES')}")
         lines.append(f"- Claim ES > MR: {_verdict(_versus(sub, 'ES', 'MR'), 'ES', 'MR')}")
         for method in ("MDE", "Sides"):  # allocations without a search (docs/baselines.md §7-8)

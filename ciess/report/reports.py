@@ -17,7 +17,7 @@ from ciess.provenance import settings_hash
 from ciess.report.records import RecordError, read_record
 
 TABLE_METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
-VARIANT_KEYS = ("recipe", "noise", "random_walk", "lambda", "episodes")
+VARIANT_KEYS = ("recipe", "noise", "random_walk", "lambda", "episodes", "table_row")
 
 
 class RecordTooOld(ValueError):
@@ -34,7 +34,21 @@ def run_columns(rec: dict, path) -> dict:
     variant = rec.get("variant") or {}
     if variant and "recipe" not in variant:  # a CIESS record written before recipes existed
         variant = {**variant, "recipe": DEFAULT_RECIPE}
+    variant = {**variant, "table_row": is_table_row(rec)}
     return {"method_label": rec["method_label"], **{k: variant.get(k) for k in VARIANT_KEYS}}
+
+
+def is_table_row(rec: dict) -> bool:
+    """Whether a record is a Table 1 row: every baseline and Full; of a CIESS search's
+    selections, the one its record names (``variant.table_row``: a recipe's ``table_episodes``
+    pool, else all episodes; records written before the field: the whole search's selection).
+    Retrained candidates and diagnostic pools (Figure 5's intervals) are not."""
+    variant = rec.get("variant") or {}
+    if not variant:
+        return True
+    if "table_row" in variant:
+        return bool(variant["table_row"])
+    return rec.get("method_label") != "CIESS candidate" and variant.get("episodes") in (None, "all")
 
 
 def model_label(name: str) -> str:
@@ -201,10 +215,9 @@ def table1_rows(results: pd.DataFrame, default_lambda: dict) -> pd.DataFrame:
                         & (ok["noise"] == "G")
                         & (ok["random_walk"] == True)  # noqa: E712
                         & (ok["lambda"] == ok["dataset"].map(default_lambda)))
-    # a selection from part of a search's episodes (Figure 5's pools) is no Table 1 row, for
-    # the default search and for every recipe alike
-    whole_search = ok["episodes"].isna() | (ok["episodes"] == "all")
-    return ok[((ok["method_label"] != "CIESS") | is_default_ciess) & whole_search]
+    # of a search's selections, the one its record marks (is_table_row): all episodes, or a
+    # recipe's table_episodes; Figure 5's pools and the other diagnostics are no Table 1 row
+    return ok[((ok["method_label"] != "CIESS") | is_default_ciess) & ok["table_row"].astype(bool)]
 
 
 def table2_rows(results: pd.DataFrame, default_lambda: dict) -> pd.DataFrame:

@@ -2,14 +2,15 @@
 profile's `ciess:` block for one search, so that the paper's setting, the authors' code's
 choices and the suite's own variants run side by side and land in separate folders
 (``ciess-g-rw-lam0.01-code``). A recipe may set the keys in RECIPE_KEYS (``seeds``: its own
-search seeds, e.g. more than the default search's); mappings (``lambda``,
-``reward``) replace the profile's keys they name and keep the others."""
+search seeds, e.g. more than the default search's; ``table_episodes``: the episodes whose
+candidates make its Table 1 row, §18.3); mappings (``lambda``, ``reward``) replace the profile's
+keys they name and keep the others."""
 from __future__ import annotations
 
 import copy
 
 RECIPE_KEYS = ("lambda", "reward", "noise_scope", "noise_position", "hold_budget", "init_quality",
-               "search_holdout", "seeds")
+               "search_holdout", "seeds", "table_episodes")
 
 
 def recipe_overrides(ciess: dict, recipe: str) -> dict:
@@ -43,3 +44,20 @@ def recipe_lambda(ciess: dict, recipe: str | None, dataset: str) -> float:
     if dataset not in lam:
         raise ValueError(f"config ciess.lambda has no value for dataset '{dataset}'")
     return float(lam[dataset])
+
+
+def table_episodes(ciess: dict, recipe: str | None) -> tuple[int, int] | None:
+    """The episode range whose candidates make a search's Table 1 row: a recipe's
+    ``table_episodes`` ([first, last], e.g. where a held policy has settled, §18.3), or None:
+    every episode (the paper's selection, and the default search's always)."""
+    if recipe is None:
+        return None
+    value = recipe_overrides(ciess, recipe).get("table_episodes")
+    if value is None or value == "all":
+        return None
+    episodes = ciess["episodes"]
+    if not (isinstance(value, (list, tuple)) and len(value) == 2
+            and all(isinstance(v, int) for v in value) and 1 <= value[0] <= value[1] <= episodes):
+        raise ValueError(f"config ciess.recipes.{recipe}.table_episodes: {value!r} is not 'all' or "
+                         f"[first, last] within 1..{episodes} (ciess.episodes)")
+    return int(value[0]), int(value[1])

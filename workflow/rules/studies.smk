@@ -7,7 +7,7 @@ import re
 from snakemake.exceptions import WorkflowError
 
 from ciess.labels import Search, budget_label, candidate_method, ciess_method, pool_label
-from ciess.search.recipes import recipe_config, recipe_lambda
+from ciess.search.recipes import recipe_config, recipe_lambda, table_episodes
 from ciess.search.selection import episode_intervals
 
 
@@ -87,6 +87,29 @@ def recipe_pools():
     return {pool_label(first, last): (first, last) for first, last in pools}
 
 
+def table_pool(search):
+    """The pool whose selection is a search's Table 1 row: its recipe's `table_episodes`
+    (e.g. ep11-20, where a held policy has settled; docs/ciess.md §18.3), else all episodes."""
+    try:
+        episodes = table_episodes(config["ciess"], SEARCHES[search].recipe)
+    except ValueError as err:
+        raise WorkflowError(str(err)) from None
+    return "all" if episodes is None else pool_label(*episodes)
+
+
+def recipe_table_pools():
+    """Every recipe's Table 1 pool other than all episodes, as path labels."""
+    out = {}
+    for recipe in config["ciess"].get("recipes") or {}:
+        try:
+            episodes = table_episodes(config["ciess"], recipe)
+        except ValueError as err:
+            raise WorkflowError(str(err)) from None
+        if episodes is not None:
+            out[pool_label(*episodes)] = episodes
+    return out
+
+
 def ciess_results():
     """Selected-mask metrics of every search at every budget, and Figure 5's interval pools."""
     out = []
@@ -101,6 +124,7 @@ def ciess_results():
             SEARCHES[search].recipe is not None
         ):
             pools += list(recipe_pools())
+        pools = list(dict.fromkeys([*pools, table_pool(search)]))
         for pool in pools:
             for b in budgets:
                 for seed in ciess_seeds(search):
@@ -211,6 +235,7 @@ POOLS = {
     "all": None,
     **(interval_pools() if config["ciess"]["studies"]["interval_models"] else {}),
     **recipe_pools(),
+    **recipe_table_pools(),
 }
 BUDGETS = {
     "dense": None,  # Full

@@ -80,7 +80,8 @@ def run_description(method, budget):
     def baseline_label(name, budget):
         return table_label(name, budget, config["methods"].get(name, {}).get("module"))
 
-    return describe_run(method, budget, baseline_label, ciess_run)
+    return describe_run(method, budget, baseline_label, ciess_run,
+                        lambda search: table_pool(search.label))
 
 
 def method_settings(method):

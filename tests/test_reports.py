@@ -234,17 +234,24 @@ def test_ciess_search_notebook_shows_reward_size_trajectory_and_popularity(tmp_p
     pd.DataFrame([{"budget": "c80", "rank": 1, "episode": 1, "iteration": 3, "val_avg_user": 0.2,
                    "params": 1, "sparsity": 1 - 16 / 128, "retrained_val_avg": 0.3, "chosen": True}]
                  ).to_csv(tmp_path / "sel.csv", index=False)
+    pd.DataFrame([{"budget": "c90", "rank": 1, "episode": 2, "iteration": 2, "val_avg_user": 0.2,
+                   "params": 1, "sparsity": 1 - 12 / 128, "retrained_val_avg": 0.3, "chosen": True}]
+                 ).to_csv(tmp_path / "table_sel.csv", index=False)
     search = {"dataset": "toy", "model": "lightgcn", "search": "g-rw-lam0.4", "seed": 0,
               "log": str(tmp_path / "log.csv"), "masks": str(tmp_path / "masks.npz"),
               "manifest": str(tmp_path / "split/manifest.json"),
               "selections": [str(tmp_path / "sel.csv")]}
-    outputs = run_notebook("ciess_search", tmp_path, searches=[search], budgets=[80, 90, 95],
+    held = {**search, "search": "g-rw-lam0.4-held", "table_pool": "ep2-2",
+            "table_selections": [str(tmp_path / "table_sel.csv")]}  # its Table 1 row: episode 2
+    outputs = run_notebook("ciess_search", tmp_path, searches=[search, held], budgets=[80, 90, 95],
                            profile="reference")
     assert has_image(outputs)
     html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
     assert "80%, 90%" in html and "95%" not in html.split("budgets crossed")[1].split("</tr>")[0]
+    row = html.split("Table 1 row")[1].split("</tr>")[0]
+    assert "the selection from all episodes" in row and "c90 e2i2 (episodes 2-2)" in row
     per_episode = pd.read_csv(tmp_path / "f.csv")
-    assert list(per_episode["mean_action_user"]) == [32.0, 12.0]
+    assert list(per_episode["mean_action_user"]) == [32.0, 12.0] * 2  # both searches
 
 
 def test_ordering_check_states_whether_ciess_beats_es_beats_mr():

@@ -164,6 +164,13 @@ def main_searches():
                         f"results/runs/{dataset}/{model}/ciess-{search}/{budget_label(b)}/seed{seed}/selection.csv"
                         for b in config["ciess"]["selection"]["budgets"]
                     ],
+                    # a recipe whose Table 1 row selects from part of its episodes (§18.3)
+                    "table_pool": table_pool(search),
+                    "table_selections": [
+                        f"results/runs/{dataset}/{model}/{ciess_method(search, table_pool(search))}/{budget_label(b)}/seed{seed}/selection.csv"
+                        for b in config["ciess"]["selection"]["budgets"]
+                        if table_pool(search) != "all"
+                    ],
                 }
             )
     return out
@@ -173,7 +180,7 @@ def main_search_inputs():
     return [
         path
         for s in main_searches()
-        for path in (s["log"], s["masks"], s["manifest"], *s["selections"])
+        for path in (s["log"], s["masks"], s["manifest"], *s["selections"], *s["table_selections"])
     ]
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from ciess.per_user import PER_USER_METRICS, read_per_user, write_per_user
-from ciess.report.paired import paired_bootstrap, paired_vs
+from ciess.report.paired import paired_bootstrap, paired_vs, unpaired
 
 
 def test_paired_bootstrap_on_hand_values():
@@ -46,3 +46,7 @@ def test_paired_vs_pairs_seeds_and_skips_runs_without_files(tmp_path):
     assert out.loc[("MR", "recall@20"), "seeds"] == 2
     assert out.loc[("MDE", "ndcg@20"), "delta_pct"] == pytest.approx(10.0, abs=1e-4)
     assert read_per_user(tmp_path / "old/seed0/metrics.json") is None
+    runs.loc[len(runs)] = {**_run(tmp_path, "Sides", 2, 1.0)}  # no ES run at seed 2
+    missing = unpaired(runs).set_index("method")["reason"]
+    assert missing.to_dict() == {"PEP": "no per-user test values (a record from before 2026-12-04)",
+                                 "Sides": "no ES run at the same seed"}

@@ -423,6 +423,9 @@ def test_a_recipes_table_episodes_selection_is_its_table1_row_and_its_whole_sear
     paper = PAPER[PAPER["dataset"] == "ml-1m"]
     summary = reproduction_summary(snap, wide_beside_paper(snap, paper), paper, {"rule_logs": {}})
     assert "the same claim for CIESS (held) (candidates of episodes 11-20): **holds**" in summary
+    from ciess.report.paired import runs_frame  # the paired intervals pair Table 1 rows only
+    paired_runs = runs_frame(files)
+    assert list(paired_runs.loc[paired_runs["method_label"] == "CIESS (held)", "path"]) == [files[2]]
     old = json.loads(files[1].read_text())  # written before records named their table row
     del old["variant"]["table_row"]
     files[1].write_text(json.dumps(old))

@@ -33,12 +33,14 @@ def runs_frame(metric_files) -> pd.DataFrame:
     """The runs ``paired_vs`` reads, from metrics JSONs (verified reader; candidates left out;
     a CIESS result points to its chosen candidate's run, whose per-user values it reports)."""
     from ciess.report.records import read_record
-    from ciess.report.reports import run_columns
+    from ciess.report.reports import is_table_row, run_columns
 
     rows = []
     for path in metric_files:
         rec = read_record(path)
         if rec.get("status", "ok") != "ok" or rec.get("budget") in ("cand", "dense"):
+            continue
+        if not is_table_row(rec):  # a diagnostic pool: not the method's Table 1 row
             continue
         path = Path(path)
         if rec.get("candidate_method"):  # a CIESS result: its chosen candidate's retraining
@@ -51,20 +53,49 @@ def runs_frame(metric_files) -> pd.DataFrame:
                                        "path"])
 
 
+NO_PER_USER = "no per-user test values (a record from before 2026-12-04)"
+NO_SHARED_SEED = "no {reference} run at the same seed"
+
+
+def _pairing(mine: pd.DataFrame, ref: pd.DataFrame):
+    """(seeds, our per-user values, the reference's) of one cell, or (seeds, None, reason)."""
+    seeds = sorted(set(mine["seed"]) & set(ref["seed"]))
+    if not seeds:
+        return seeds, None, NO_SHARED_SEED
+    ours = [read_per_user(p) for p in mine.set_index("seed").loc[seeds, "path"]]
+    theirs = [read_per_user(p) for p in ref.set_index("seed").loc[seeds, "path"]]
+    if any(v is None for v in ours + theirs):
+        return seeds, None, NO_PER_USER
+    return seeds, ours, theirs
+
+
+def unpaired(runs: pd.DataFrame, reference: str = "ES") -> pd.DataFrame:
+    """The (dataset, model, budget, method) cells ``paired_vs`` cannot give an interval, and
+    why: so that a table says which differences carry none, not only which do."""
+    rows = []
+    for (ds, model, budget), cell in runs.groupby(["dataset", "model", "budget"]):
+        ref = cell[cell["method_label"] == reference]
+        for method, mine in cell[cell["method_label"] != reference].groupby("method_label"):
+            _, ours, why = _pairing(mine, ref)
+            if ours is None:
+                rows.append({"dataset": ds, "model": model, "budget": budget, "method": method,
+                             "reason": why.format(reference=reference)})
+    return pd.DataFrame(rows, columns=["dataset", "model", "budget", "method", "reason"])
+
+
 def paired_vs(runs: pd.DataFrame, reference: str = "ES",
               metrics: tuple[str, ...] = ("recall@20", "ndcg@20")) -> pd.DataFrame:
     """Every (dataset, model, method, budget) of ``runs`` (columns dataset, model, method_label,
     budget, seed, path) beside ``reference`` at the same budget: per-user values averaged over
-    the seeds both have, then ``paired_bootstrap``. Runs without per-user files are left out."""
+    the seeds both have, then ``paired_bootstrap``. Cells without per-user files or without a
+    shared seed are left out (``unpaired`` lists them with the reason)."""
     keys = ["dataset", "model", "budget"]
     rows = []
     for (ds, model, budget), cell in runs.groupby(keys):
         ref = cell[cell["method_label"] == reference]
         for method, mine in cell[cell["method_label"] != reference].groupby("method_label"):
-            seeds = sorted(set(mine["seed"]) & set(ref["seed"]))
-            ours = [read_per_user(p) for p in mine.set_index("seed").loc[seeds, "path"]]
-            theirs = [read_per_user(p) for p in ref.set_index("seed").loc[seeds, "path"]]
-            if not seeds or any(v is None for v in ours + theirs):
+            seeds, ours, theirs = _pairing(mine, ref)
+            if ours is None:  # listed by ``unpaired``
                 continue
             for metric in metrics:
                 a = np.mean(np.stack([v[metric] for v in ours]), axis=0)  # NaN: no test items

@@ -6,7 +6,7 @@ import re
 
 from snakemake.exceptions import WorkflowError
 
-from ciess.labels import Search, budget_label, candidate_method, ciess_method, pool_label
+from ciess.labels import Search, budget_label, candidate_method, ciess_method, pool_episodes, pool_label
 from ciess.search.recipes import recipe_config, recipe_lambda, table_episodes
 from ciess.search.selection import episode_intervals
 
@@ -98,15 +98,13 @@ def table_pool(search):
 
 
 def recipe_table_pools():
-    """Every recipe's Table 1 pool other than all episodes, as path labels."""
+    """The Table 1 pools (other than all episodes) of the recipe searches this profile plans,
+    as path labels."""
     out = {}
-    for recipe in config["ciess"].get("recipes") or {}:
-        try:
-            episodes = table_episodes(config["ciess"], recipe)
-        except ValueError as err:
-            raise WorkflowError(str(err)) from None
-        if episodes is not None:
-            out[pool_label(*episodes)] = episodes
+    for search in SEARCHES:
+        pool = table_pool(search)
+        if pool != "all":
+            out[pool] = pool_episodes(pool)
     return out
 
 

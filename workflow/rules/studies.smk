@@ -6,7 +6,7 @@ import re
 
 from snakemake.exceptions import WorkflowError
 
-from ciess.labels import Search, budget_label, candidate_method, ciess_method, pool_episodes, pool_label
+from ciess.labels import Search, budget_label, candidate_method, ciess_method, pool_label
 from ciess.search.recipes import recipe_config, recipe_lambda, table_episodes
 from ciess.search.selection import episode_intervals
 
@@ -87,13 +87,18 @@ def recipe_pools():
     return {pool_label(first, last): (first, last) for first, last in pools}
 
 
-def table_pool(search):
-    """The pool whose selection is a search's Table 1 row: its recipe's `table_episodes`
-    (e.g. ep11-20, where a held policy has settled; docs/ciess.md §18.3), else all episodes."""
+def search_table_episodes(search):
+    """The episode range whose candidates make a search's Table 1 row: its recipe's
+    `table_episodes` (where a held policy has settled; docs/ciess.md §18.3), else None (all)."""
     try:
-        episodes = table_episodes(config["ciess"], SEARCHES[search].recipe)
+        return table_episodes(config["ciess"], SEARCHES[search].recipe)
     except ValueError as err:
         raise WorkflowError(str(err)) from None
+
+
+def table_pool(search):
+    """The pool label of a search's Table 1 row: e.g. ep11-20, or all."""
+    episodes = search_table_episodes(search)
     return "all" if episodes is None else pool_label(*episodes)
 
 
@@ -102,9 +107,9 @@ def recipe_table_pools():
     as path labels."""
     out = {}
     for search in SEARCHES:
-        pool = table_pool(search)
-        if pool != "all":
-            out[pool] = pool_episodes(pool)
+        episodes = search_table_episodes(search)
+        if episodes is not None:
+            out[pool_label(*episodes)] = episodes
     return out
 
 

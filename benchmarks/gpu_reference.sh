@@ -58,13 +58,14 @@ log "    tests exit $? ($(tail -1 "$OUT/tests.log"))"
 
 RUN="$OUT/run"
 mkdir -p "$RUN" && ln -sfn "$REPO/config" "$RUN/config"
-# over config/reference.yaml: the device and dataset, and a short CIESS search (two files, since
+# over config/reference.yaml: the device and dataset, and a short CIESS search, the paper's (two files, since
 # each YAML file can hold one `ciess:` block)
 printf '%s\n' "# gpu_reference.sh $MODE" "datasets: [$DATASET]" "device: $DEVICE" "threads: 2" \
   "$MODE_KEYS" > "$OUT/profile.yaml"
 printf '%s\n' "ciess:" \
   "  studies: {main_models: [lightgcn], ablation_models: [], lambda_models: [], interval_models: []," \
   "            recipe_models: []}" \
+  "  main_recipe: null" \
   "  selection: {l: 2}" > "$OUT/search.yaml"
 SMK=("$PY" -m snakemake -s "$REPO/Snakefile" --directory "$RUN" --cores 2 --keep-going)
 CONF=(--configfile "$REPO/config/reference.yaml" "$OUT/profile.yaml" "$OUT/search.yaml")

@@ -105,10 +105,25 @@ def ciess_method(search: Search | str, pool: str = "all") -> str:
     return f"ciess-{label}" if pool == "all" else f"ciess-{label}-{pool}"
 
 
-def ciess_label(search: Search) -> str:
-    """A CIESS result's table label: "CIESS" for the profile's own recipe, "CIESS (<recipe>)"
-    for a named one, so that no table or average mixes two recipes."""
-    return "CIESS" if search.recipe is None else f"CIESS ({search.recipe})"
+def ciess_label(recipe: str | None, main_recipe: str | None = None) -> str:
+    """The table label of a CIESS search's results by its recipe (None: the profile's own
+    settings), so that no table or average mixes two recipes: "CIESS" for the profile's main
+    recipe (``ciess.main_recipe``; None: its own settings, the paper's), "CIESS (paper)" for the
+    profile's own settings when a recipe is the main one, "CIESS (<recipe>)" for any other."""
+    if recipe == main_recipe:
+        return "CIESS"
+    return PAPER_SEARCH_LABEL if recipe is None else f"CIESS ({recipe})"
+
+
+def selection_label(record: dict, main_recipe: str | None) -> str | None:
+    """The table label a run record (metrics JSON) of a CIESS selection carries in a profile
+    whose ``ciess.main_recipe`` is ``main_recipe``, read from its ``variant.recipe``; None for a
+    baseline, Full, a retrained candidate or a record too old to carry a label."""
+    variant = record.get("variant") or {}
+    if not variant or record.get("method_label") in (None, "CIESS candidate"):
+        return None
+    recipe = variant.get("recipe", DEFAULT_RECIPE)
+    return ciess_label(None if recipe == DEFAULT_RECIPE else recipe, main_recipe)
 
 
 def ciess_variant(search: Search, pool: str = "all") -> dict:
@@ -120,11 +135,13 @@ def ciess_variant(search: Search, pool: str = "all") -> dict:
 
 
 DEFAULT_RECIPE = "default"  # a search run with the profile's own ciess: settings
+PAPER_SEARCH_LABEL = "CIESS (paper)"  # its label when a recipe is the profile's main CIESS
 FULL = "full"  # the dense model every budget is measured against
 # How tables and figures order the method labels (the paper's Table 1 order, then this suite's
 # additions before CIESS, the method under study, last).
-METHOD_ORDER = ["Full", "ES", "MR", "MDE", "Sides", "PEP", "ESAPN", "OptEmb", "ESAPN-B", "OptEmb-B", "CIESS",
-                "CIESS (code)", "CIESS (code_noise)", "CIESS (held)", "CIESS (holdout)",
+METHOD_ORDER = ["Full", "ES", "MR", "MDE", "Sides", "PEP", "ESAPN", "OptEmb", "ESAPN-B",
+                "OptEmb-B", "CIESS", PAPER_SEARCH_LABEL, "CIESS (code)", "CIESS (code_noise)",
+                "CIESS (held)", "CIESS (held_short)", "CIESS (holdout)",
                 "CIESS (held_holdout)"]  # + the shipped recipes (docs/ciess.md §18)
 CANDIDATE_RE = re.compile(rf"^ciess-(?P<search>{SEARCH_PATTERN})-e\d+i\d+$")
 
@@ -154,7 +171,7 @@ def parse_ciess_method(method: str) -> tuple[str, Search, str] | None:
 
 
 def describe_run(method: str, budget: str, baseline_label, ciess_run=parse_ciess_method,
-                 table_pool=lambda search: "all") -> dict:
+                 table_pool=lambda search: "all", main_recipe: str | None = None) -> dict:
     """The fields every metrics JSON carries besides its method name, so reports read fields:
     ``method_label`` (Full, ES, ESAPN-B, CIESS, CIESS candidate), ``variant`` (CIESS: noise,
     random_walk, lambda, episodes, and ``table_row``: whether this selection is its search's
@@ -163,7 +180,9 @@ def describe_run(method: str, budget: str, baseline_label, ciess_run=parse_ciess
     what a CIESS method name stands for (``parse_ciess_method``'s form; the workflow passes
     a look-up in its label tables); ``table_pool(search)``: the pool of a search whose
     selection is its Table 1 row (default: all episodes, the paper's; a recipe's
-    ``table_episodes`` in the workflow)."""
+    ``table_episodes`` in the workflow; None: none of its selections is, e.g. Table 2's and
+    Figure 4's searches); ``main_recipe``: the recipe labelled "CIESS"
+    (``ciess_label``)."""
     if method == FULL:
         return {"method_label": "Full", "variant": None, "search": None}
     run = ciess_run(method)
@@ -173,5 +192,5 @@ def describe_run(method: str, budget: str, baseline_label, ciess_run=parse_ciess
     if kind == "candidate":
         return {"method_label": "CIESS candidate", "search": ciess_method(search),
                 "variant": {**ciess_variant(search), "episodes": None}}
-    return {"method_label": ciess_label(search), "search": ciess_method(search),
+    return {"method_label": ciess_label(search.recipe, main_recipe), "search": ciess_method(search),
             "variant": {**ciess_variant(search, pool), "table_row": pool == table_pool(search)}}

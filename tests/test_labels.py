@@ -70,6 +70,28 @@ def test_a_recipe_name_rides_on_the_search_label_and_parses_back():
         Search("gaussian", True, 0.4, "v2").label
 
 
+def test_the_main_recipe_is_labelled_ciess_and_the_profiles_own_search_ciess_paper():
+    """`ciess.main_recipe` (docs/ciess.md §18.5): its search's results are Table 1's "CIESS",
+    the profile's own search (the paper's settings) becomes "CIESS (paper)", other recipes keep
+    their names; a record's expected label is read from its variant's recipe."""
+    from ciess.labels import ciess_label, describe_run, selection_label
+
+    assert ciess_label("held", "held") == "CIESS" and ciess_label(None, "held") == "CIESS (paper)"
+    assert ciess_label("code", "held") == "CIESS (code)"
+    assert ciess_label(None, None) == "CIESS" and ciess_label("held", None) == "CIESS (held)"
+    held = describe_run("ciess-g-rw-lam0.4-held-ep11-20", "c80", None, main_recipe="held")
+    assert held["method_label"] == "CIESS" and held["variant"]["recipe"] == "held"
+    own = describe_run("ciess-g-rw-lam0.4", "c80", None, main_recipe="held")
+    assert own["method_label"] == "CIESS (paper)" and own["variant"]["recipe"] == "default"
+    cand = describe_run("ciess-g-rw-lam0.4-held-e3i2", "cand", None, main_recipe="held")
+    assert cand["method_label"] == "CIESS candidate"
+    assert selection_label(held, None) == "CIESS (held)" and selection_label(own, None) == "CIESS"
+    assert selection_label(held, "held") == "CIESS" and selection_label(cand, "held") is None
+    old = {"method_label": "CIESS", "variant": {"noise": "G"}}  # written before recipes existed
+    assert selection_label(old, "held") == "CIESS (paper)"
+    assert selection_label({"method_label": "ES", "variant": None}, "held") is None
+
+
 def test_a_recipes_table_episodes_are_a_range_of_its_episodes_or_all():
     from ciess.search.recipes import table_episodes
 

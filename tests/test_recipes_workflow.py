@@ -16,9 +16,10 @@ def _searches(out) -> set[str]:
 
 
 def test_each_recipe_gets_its_own_search_and_active_recipes_selects(tmp_path):
-    quick = run_workflow(tmp_path / "a", "-n", "all")  # quick runs two recipes (its comment)
-    assert _searches(quick) >= {"g-rw-lam0.4", "g-rw-lam0.01-code", "g-rw-lam0.4-held_holdout"}
-    assert "g-rw-lam0.4-held" not in _searches(quick)
+    quick = run_workflow(tmp_path / "a", "-n", "all")  # quick runs three recipes (its comment)
+    assert _searches(quick) >= {"g-rw-lam0.4", "g-rw-lam0.01-code", "g-rw-lam0.4-held",
+                                "g-rw-lam0.4-held_holdout"}
+    assert "g-rw-lam0.01-code_noise" not in _searches(quick)
     (tmp_path / "one.yaml").write_text(yaml.safe_dump({"ciess": {"active_recipes": ["held"]}}))
     one = run_workflow(tmp_path / "b", "-n", "all", "--configfile", str(tmp_path / "one.yaml"))
     recipes = {s for s in _searches(one) if re.search(r"-[a-z_]+$", s)}
@@ -60,7 +61,7 @@ def test_recipe_pools_select_each_recipes_late_candidates_too(tmp_path):
     bad = run_workflow(tmp_path / "b", "-n", "all", "--configfile", str(tmp_path / "bad.yaml"),
                        check=False)
     assert bad.returncode != 0
-    assert "recipe_pools: [2, 5] is not a range of episodes within 1..2" in bad.stdout + bad.stderr
+    assert "recipe_pools: [2, 5] is not a range of episodes within 1..4" in bad.stdout + bad.stderr
 
 
 def test_a_recipes_table_episodes_plan_that_selection_and_mark_it_as_the_table1_row(tmp_path):
@@ -78,12 +79,40 @@ def test_a_recipes_table_episodes_plan_that_selection_and_mark_it_as_the_table1_
     # episode 2 of a held quick search holds 90%: that selection, made, is the Table 1 row
     target = "results/runs/ml-100k/lightgcn/ciess-g-rw-lam0.4-held-ep2-2/c90/seed0/metrics.json"
     run_workflow(tmp_path / "a", target, "--configfile", str(tmp_path / "t.yaml"))
-    variant = json.loads((tmp_path / "a" / target).read_text())["variant"]
-    assert variant["table_row"] is True and variant["episodes"] == "2-2"
+    record = json.loads((tmp_path / "a" / target).read_text())
+    assert record["variant"]["table_row"] is True and record["variant"]["episodes"] == "2-2"
+    assert record["method_label"] == "CIESS"  # held is the profile's main recipe
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"ciess": {"recipes": {
-        "held": {"table_episodes": [1, 3]}}}}))
+        "held": {"table_episodes": [1, 5]}}}}))
     bad = run_workflow(tmp_path / "b", "-n", "all", "--configfile", str(tmp_path / "t.yaml"),
                        str(tmp_path / "bad.yaml"), check=False)
     assert bad.returncode != 0
-    assert "ciess.recipes.held.table_episodes: [1, 3] is not 'all' or [first, last] within 1..2" \
+    assert "ciess.recipes.held.table_episodes: [1, 5] is not 'all' or [first, last] within 1..4" \
         in bad.stdout + bad.stderr
+
+
+def test_the_main_recipe_is_searched_for_every_table1_model_and_must_run(tmp_path):
+    """`ciess.main_recipe` (docs/ciess.md §18.5): Table 1's CIESS is the held recipe's search,
+    planned for every main model (not only `recipe_models`) beside the profile's own search, the
+    paper's; a main recipe the profile does not run is refused naming the key; null plans the
+    profile's own search alone as Table 1's CIESS."""
+    quick = run_workflow(tmp_path / "a", "-n", "all")
+    text = quick.stdout + quick.stderr
+    for model in ("lightgcn", "ngcf", "neumf"):
+        for search in ("g-rw-lam0.4", "g-rw-lam0.4-held"):
+            assert f"results/search/ml-100k/{model}/ciess-{search}/seed0/search_log.csv" in text
+        # its Table 1 row: the selection from episodes 2-4 (quick's table_episodes)
+        assert f"results/runs/ml-100k/{model}/ciess-g-rw-lam0.4-held-ep2-4/c95/seed0/" \
+               "metrics.json" in text
+    (tmp_path / "code.yaml").write_text(yaml.safe_dump({"ciess": {"active_recipes": ["code"]}}))
+    bad = run_workflow(tmp_path / "b", "-n", "all", "--configfile", str(tmp_path / "code.yaml"),
+                       check=False)
+    assert bad.returncode != 0
+    assert "ciess.main_recipe: 'held' is not among the recipes this profile runs ['code']" \
+        in bad.stdout + bad.stderr
+    (tmp_path / "none.yaml").write_text(yaml.safe_dump(
+        {"ciess": {"active_recipes": ["code"], "main_recipe": None}}))
+    own = run_workflow(tmp_path / "c", "-n", "all", "--configfile", str(tmp_path / "none.yaml"))
+    text = own.stdout + own.stderr
+    assert "results/search/ml-100k/ngcf/ciess-g-rw-lam0.4/seed0/search_log.csv" in text
+    assert not re.search(r"results/(search|runs)/ml-100k/\w+/ciess-g-rw-lam0.4-held", text)

@@ -17,13 +17,14 @@ PAPER = pd.read_csv(REPO / "notebooks/reference/paper_results.csv")
 
 
 def _record(tmp_path, method, budget, seed, recall20, model="lightgcn", dataset="ml-1m",
-            status="ok"):
+            status="ok", main_recipe=None, table_pool="all"):
     metrics = {m: recall20 for m in ("recall@5", "recall@10", "recall@20", "ndcg@5",
                                      "ndcg@10", "ndcg@20", "avg")}
     rec = {"dataset": dataset, "model": model, "method": method, "budget": budget, "seed": seed,
            "status": status, "valid": metrics, "test": metrics, "params": 1000, "capacity": 10000,
            "sparsity": 0.9, "data_manifest_sha256": "d0",
-           **describe_run(method, budget, table_label)}  # what the workflow writes
+           **describe_run(method, budget, table_label, table_pool=lambda search: table_pool,
+                          main_recipe=main_recipe)}  # what the workflow writes
     path = tmp_path / f"{method}-{budget}-{seed}-{model}.json"
     path.write_text(json.dumps(rec))
     return path
@@ -102,6 +103,49 @@ def test_table2_keeps_variants_apart(tmp_path):
                     "noise == 'G' and random_walk == True and metric == 'recall@20'")["value"].iloc[0])
 
 
+def test_with_a_main_recipe_table1_shows_it_as_ciess_beside_the_papers_search(tmp_path):
+    """`ciess.main_recipe: held` (docs/ciess.md §18.5): Table 1's CIESS is the held search's
+    row, the profile's own G + walk search at the default λ is "CIESS (paper)", its noise / walk
+    variants and λ values stay Table 2's and Figure 4's (Table 2 names them CIESS, as the
+    paper); records labelled under another main recipe are refused until migrated."""
+    from ciess.report.migrate_records import relabel
+    from ciess.report.records import RecordError
+
+    def rec(method, pool="all"):  # pool None: the workflow's for Table 2's and Figure 4's searches
+        value = 0.25 if "held" in method else 0.2 if method == "es" else 0.18
+        path = _record(tmp_path, method, "c90", 0, value, main_recipe="held", table_pool=pool)
+        path.write_text(json.dumps({**json.loads(path.read_text()), "final_protocol": "merge_fixed"}))
+        return path
+
+    files = [rec("es"), rec("ciess-g-rw-lam0.4-held-ep11-20", "ep11-20"),
+             rec("ciess-g-rw-lam0.4-held", "ep11-20"), rec("ciess-g-rw-lam0.4"),
+             rec("ciess-g-norw-lam0.4", None), rec("ciess-g-rw-lam0.8", None)]
+    results = collect(files, main_recipe="held")
+    rows = table1_rows(results, {"ml-1m": 0.4}).drop_duplicates("file")
+    assert dict(zip(rows["method_label"], rows["method"])) == {
+        "ES": "es", "CIESS": "ciess-g-rw-lam0.4-held-ep11-20", "CIESS (paper)": "ciess-g-rw-lam0.4"}
+    table2 = table2_rows(results, {"ml-1m": 0.4}).drop_duplicates("file")
+    assert sorted(table2["method"]) == ["ciess-g-norw-lam0.4", "ciess-g-rw-lam0.4"]
+    assert set(table2["method_label"]) == {"CIESS"}
+    merged = beside_paper(summarise(results, table2_rows(results, {"ml-1m": 0.4})), PAPER, "table2")
+    r20 = merged[merged["mean"].notna() & (merged["metric"] == "recall@20")]
+    assert len(r20) == 2 and r20["paper"].notna().all()  # beside the paper's Table 2 cells
+    from ciess.report.reference import reference_rows, reproduction_summary, wide_beside_paper
+    snap, paper = reference_rows(files), PAPER[PAPER["dataset"] == "ml-1m"]
+    summary = reproduction_summary(snap, wide_beside_paper(snap, paper), paper, {"rule_logs": {}})
+    assert "- Claim CIESS > ES (recipe held, candidates of episodes 11-20): **holds**" in summary
+    assert "the same claim for CIESS (paper): **does not hold** (CIESS (paper) − ES, test, mean " \
+        "over seeds, 1 vs 1 seed(s)" in summary  # Table 2's and Figure 4's searches left out
+    with pytest.raises(RecordError, match=r"(?s)another ciess.main_recipe \(this profile's: none\).*"
+                       r"--main-recipe none.*held-ep11-20-c90-0-lightgcn\.json: 'CIESS', "
+                       r"expected 'CIESS \(held\)'"):
+        collect(files)  # a profile whose CIESS is its own search
+    assert relabel(tmp_path, None) == 5 and relabel(tmp_path, None) == 0  # idempotent
+    labels = collect(files).drop_duplicates("file").set_index("method")["method_label"]
+    assert labels["ciess-g-rw-lam0.4-held-ep11-20"] == "CIESS (held)"
+    assert labels["ciess-g-rw-lam0.4"] == "CIESS" and labels["es"] == "ES"
+
+
 def test_provenance_table_lists_every_run_and_flags_mixed_sources(tmp_path):
     files = [_record(tmp_path, "es", "c80", s, 0.2) for s in (0, 1, 2)]
     for i, path in enumerate(files):
@@ -130,8 +174,9 @@ def _images(ipynb) -> int:
 def test_pareto_and_fig3_show_their_figures_inline(tmp_path):
     import papermill
     results = pd.DataFrame([{"dataset": "ml-1m", "model": "lightgcn", "method": m, "method_label": label,
-                             "budget": b, "seed": 0, "status": "ok", "noise": None, "random_walk": None,
-                             "lambda": None, "episodes": None, "split": "test", "metric": "ndcg@20",
+                             "budget": b, "seed": 0, "status": "ok", "recipe": None, "noise": None,
+                             "random_walk": None, "lambda": None, "episodes": None,
+                             "table_row": True, "split": "test", "metric": "ndcg@20",
                              "value": v, "sparsity": sp, "params": p}
                             for m, label, b, v, sp, p in (("full", "Full", "dense", 0.39, 0.0, 1000),
                                                           ("es", "ES", "c80", 0.37, 0.8, 200))])
@@ -160,8 +205,9 @@ def test_study_notebooks_render_for_a_profile_without_ciess(tmp_path):
 
     results = pd.DataFrame([{"dataset": "ml-1m", "model": "lightgcn", "method": "es",
                              "method_label": "ES", "budget": "c80", "seed": 0, "status": "ok",
-                             "noise": None, "random_walk": None, "lambda": None,
-                             "episodes": None, "split": "test", "metric": "recall@20",
+                             "recipe": None, "noise": None, "random_walk": None,
+                             "lambda": None, "episodes": None, "table_row": True,
+                             "split": "test", "metric": "recall@20",
                              "value": 0.2, "sparsity": 0.8, "params": 1}])
     results.to_csv(tmp_path / "results.csv", index=False)
     for name in ("fig4_lambda", "fig5_episodes"):

@@ -20,6 +20,22 @@ def test_sampler_positives_are_trained_and_negatives_are_not(kind):
         assert dense[u, p].all() and not dense[u, n].any()
 
 
+@pytest.mark.parametrize("kind", ["user_uniform", "interaction"])
+def test_the_training_pair_bitmap_draws_the_same_triples_as_the_binary_search(kind, monkeypatch):
+    """The bitmap look-up (ciess.sampler.BITMAP_MAX_CELLS) only replaces how membership is
+    answered: the same seed gives the same triples as the sorted-pairs binary search."""
+    import ciess.sampler
+
+    split = random_split(n_users=50, n_items=25, per_user=15)  # dense: many rejected negatives
+    fast = TripleSampler(split.train, 300, kind, seed=7)
+    monkeypatch.setattr(ciess.sampler, "BITMAP_MAX_CELLS", 0)
+    slow = TripleSampler(split.train, 300, kind, seed=7)
+    assert fast._bitmap is not None and slow._bitmap is None
+    for _ in range(10):
+        for a, b in zip(fast.sample(), slow.sample()):
+            assert np.array_equal(a.numpy(), b.numpy())
+
+
 def test_user_uniform_draws_users_without_replacement_when_there_are_enough():
     """Official sampler: distinct users when U >= batch (Yelp2018), repeats when U < batch."""
     split = random_split(n_users=40, n_items=30, per_user=12)

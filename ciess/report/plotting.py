@@ -13,7 +13,9 @@ PALETTE = {"Full": "#000000", "ES": "#0072B2", "MR": "#E69F00", "MDE": "#009E73"
            "PEP": "#56B4E9", "ESAPN": "#CC79A7", "OptEmb": "#B8A400", "ESAPN-B": "#882255",
            "OptEmb-B": "#999933", "CIESS": "#D55E00",
            # the shipped search recipes (docs/ciess.md §18): CIESS's hue family, darker and lighter
+           "CIESS (paper)": "#8C7B70",  # the paper's search beside a main recipe: grey-brown
            "CIESS (code)": "#8B2E00", "CIESS (code_noise)": "#F4A582", "CIESS (held)": "#B2182B",
+           "CIESS (held_short)": "#D6604D",
            "CIESS (holdout)": "#E7298A", "CIESS (held_holdout)": "#67001F"}
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ciess.labels import METHOD_ORDER
+from ciess.labels import DEFAULT_RECIPE, METHOD_ORDER
 from ciess.report.records import read_record
 from ciess.report.reports import (TABLE_METRICS, check_one_setting_per_cell, is_table_row, model_label,
                                   paper_cells, run_columns)
@@ -45,7 +45,8 @@ def reference_rows(metric_files) -> pd.DataFrame:
                              "headline": protocol == rec["final_protocol"], "metric": metric,
                              "value": metrics[metric], "sparsity": rec["sparsity"],
                              "best_step": rec.get("best_step"), "profile": rec.get("profile"),
-                             "episodes": (rec.get("variant") or {}).get("episodes")})
+                             "episodes": (rec.get("variant") or {}).get("episodes"),
+                             "recipe": (rec.get("variant") or {}).get("recipe")})
     return pd.DataFrame(rows)
 
 
@@ -157,6 +158,21 @@ def _verdict(cmp: pd.DataFrame, a: str, b: str) -> str:
     return f"{word} ({a} − {b}, test, mean over seeds, {seeds}: {per_budget})"
 
 
+def _ciess_source(rows: pd.DataFrame, label: str) -> str:
+    """Which search and candidates a CIESS label's rows come from, as the summary names them:
+    " (recipe held, candidates of episodes 11-20)"; "" for the profile's own search from all
+    episodes (or rows written before records named them)."""
+    mine = rows[rows["method_label"] == label]
+    parts = []
+    if label == "CIESS" and "recipe" in mine:
+        recipes = sorted(set(mine["recipe"].dropna()) - {DEFAULT_RECIPE})
+        parts += [f"recipe {', '.join(recipes)}"] if recipes else []
+    if "episodes" in mine:
+        pools = sorted(set(mine["episodes"].dropna()) - {"all"})
+        parts += [f"candidates of episodes {', '.join(pools)}"] if pools else []
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def reproduction_summary(rows: pd.DataFrame, wide: pd.DataFrame, paper: pd.DataFrame,
                          prov: dict, tolerance_pct: float = 5.0) -> str:
     """The answer to "does it reproduce?" for one snapshot, as Markdown: each claim of the
@@ -178,13 +194,11 @@ def reproduction_summary(rows: pd.DataFrame, wide: pd.DataFrame, paper: pd.DataF
                 lines.append(f"- {method} vs the paper: {within} of {len(d)} cells within "
                              f"±{tolerance_pct:g}%, median Δ {pd.Series(d).median():+.1f}%")
         sub = rows[(rows["dataset"] == dataset) & (rows["model"] == model)]
-        lines.append(f"- Claim CIESS > ES: {_verdict(_versus(sub, 'CIESS', 'ES'), 'CIESS', 'ES')}")
+        lines.append(f"- Claim CIESS > ES{_ciess_source(sub, 'CIESS')}: "
+                     f"{_verdict(_versus(sub, 'CIESS', 'ES'), 'CIESS', 'ES')}")
         for recipe in sorted({m for m in sub["method_label"] if str(m).startswith("CIESS (")},
                              key=lambda m: (METHOD_ORDER + [m]).index(m)):  # docs/ciess.md §18
-            episodes = sub["episodes"] if "episodes" in sub else pd.Series(index=sub.index)
-            pools = sorted(set(episodes[sub["method_label"] == recipe].dropna()) - {"all"})
-            source = f" (candidates of episodes {', '.join(pools)})" if pools else ""
-            lines.append(f"  - the same claim for {recipe}{source}: "
+            lines.append(f"  - the same claim for {recipe}{_ciess_source(sub, recipe)}: "
                          f"{_verdict(_versus(sub, recipe, 'ES'), recipe, 'ES')}")
         lines.append(f"- Claim ES > MR: {_verdict(_versus(sub, 'ES', 'MR'), 'ES', 'MR')}")
         for method in ("MDE", "Sides"):  # allocations without a search (docs/baselines.md §7-8)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ciess.evaluate import METRICS
-from ciess.labels import DEFAULT_RECIPE, budget_label, target_sparsity
+from ciess.labels import DEFAULT_RECIPE, budget_label, selection_label, target_sparsity
 from ciess.provenance import settings_hash
 from ciess.report.records import RecordError, read_record
 
@@ -108,12 +108,29 @@ def check_one_setting_per_cell(records: dict, allow_mixed: bool = False) -> list
     return lines
 
 
-def collect(metric_files: list[str | Path], allow_mixed_settings: bool = False) -> pd.DataFrame:
-    """Every metrics JSON -> one tidy row per (run, split, metric)."""
+def check_ciess_labels(records: dict, main_recipe: str | None) -> None:
+    """Every CIESS selection record carries the label this profile gives its search's recipe
+    (``ciess.labels.ciess_label``): a record labelled under another ``ciess.main_recipe`` would
+    put two searches under one label."""
+    wrong = [f"{path}: '{rec['method_label']}', expected '{label}'"
+             for path, rec in records.items()
+             if (label := selection_label(rec, main_recipe)) not in (None, rec.get("method_label"))]
+    if wrong:
+        raise RecordError(
+            f"CIESS records labelled under another ciess.main_recipe (this profile's: "
+            f"{main_recipe or 'none'}); run `python -m ciess.report.migrate_records "
+            f"--main-recipe {main_recipe or 'none'} <results folder>` once:\n  " + "\n  ".join(wrong))
+
+
+def collect(metric_files: list[str | Path], allow_mixed_settings: bool = False,
+            main_recipe: str | None = None) -> pd.DataFrame:
+    """Every metrics JSON -> one tidy row per (run, split, metric); ``main_recipe``: the
+    profile's ``ciess.main_recipe``, whose labels the CIESS records must carry."""
     rows = []
     records = {path: read_record(path) for path in metric_files}
     check_one_data_version(records)
     check_one_setting_per_cell(records, allow_mixed_settings)
+    check_ciess_labels(records, main_recipe)
     for path, rec in records.items():
         budget = rec.get("budget", "dense")
         base = {"dataset": rec["dataset"], "model": rec["model"], "method": rec["method"],
@@ -208,24 +225,32 @@ def summarise(results: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def table1_rows(results: pd.DataFrame, default_lambda: dict) -> pd.DataFrame:
-    """Table 1: Full, the baselines and the default CIESS (G + random walk, default lambda,
-    default recipe)."""
+    """Table 1: Full, the baselines and the Table 1 row of every CIESS search: CIESS (the
+    profile's ``ciess.main_recipe``), the profile's own search (G + random walk at the dataset's
+    λ; its other noise, walk and λ searches are Table 2's and Figure 4's) and each recipe's."""
     ok = results[results["status"] == "ok"]
-    is_default_ciess = ((ok["method_label"] == "CIESS") & (ok["recipe"] == DEFAULT_RECIPE)
-                        & (ok["noise"] == "G")
-                        & (ok["random_walk"] == True)  # noqa: E712
-                        & (ok["lambda"] == ok["dataset"].map(default_lambda)))
+    own_settings = ok["recipe"] == DEFAULT_RECIPE
+    own_table1_search = ((ok["noise"] == "G") & (ok["random_walk"] == True)  # noqa: E712
+                         & (ok["lambda"] == ok["dataset"].map(default_lambda)))
     # of a search's selections, the one its record marks (is_table_row): all episodes, or a
     # recipe's table_episodes; Figure 5's pools and the other diagnostics are no Table 1 row
-    return ok[((ok["method_label"] != "CIESS") | is_default_ciess) & ok["table_row"].astype(bool)]
+    return ok[(~own_settings | own_table1_search) & ok["table_row"].astype(bool)]
+
+
+def own_search_selections(results: pd.DataFrame) -> pd.DataFrame:
+    """The selections of the searches run with the profile's own ``ciess:`` settings (the
+    paper's: Table 2's variants, Figure 4's λ values, Figure 5's pools), whatever their label
+    (CIESS, or CIESS (paper) when a recipe is the main one); retrained candidates excluded."""
+    return results[(results["recipe"] == DEFAULT_RECIPE)
+                   & (results["method_label"] != "CIESS candidate")]
 
 
 def table2_rows(results: pd.DataFrame, default_lambda: dict) -> pd.DataFrame:
-    """Table 2: CIESS noise / random-walk variants at the default lambda and recipe, all
-    episodes."""
-    ok = results[(results["status"] == "ok") & (results["method_label"] == "CIESS")
-                 & (results["recipe"] == DEFAULT_RECIPE)]
-    return ok[(ok["episodes"] == "all") & (ok["lambda"] == ok["dataset"].map(default_lambda))]
+    """Table 2: the noise / random-walk variants of the profile's own search (the paper's) at
+    the default λ, all episodes; labelled CIESS, as the paper's Table 2 names them."""
+    ok = own_search_selections(results[results["status"] == "ok"])
+    rows = ok[(ok["episodes"] == "all") & (ok["lambda"] == ok["dataset"].map(default_lambda))]
+    return rows.assign(method_label="CIESS")
 
 
 def paper_cells(paper: pd.DataFrame, table: str) -> pd.DataFrame:

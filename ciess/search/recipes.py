@@ -3,14 +3,14 @@ profile's `ciess:` block for one search, so that the paper's setting, the author
 choices and the suite's own variants run side by side and land in separate folders
 (``ciess-g-rw-lam0.01-code``). A recipe may set the keys in RECIPE_KEYS (``seeds``: its own
 search seeds, e.g. more than the default search's; ``table_episodes``: the episodes whose
-candidates make its Table 1 row, §18.3); mappings (``lambda``, ``reward``) replace the profile's
-keys they name and keep the others."""
+candidates make its Table 1 row, §18.3); mappings (``lambda``, ``reward``, ``budget``) replace
+the profile's keys they name and keep the others."""
 from __future__ import annotations
 
 import copy
 
-RECIPE_KEYS = ("lambda", "reward", "noise_scope", "noise_position", "hold_budget", "init_quality",
-               "search_holdout", "seeds", "table_episodes")
+RECIPE_KEYS = ("lambda", "reward", "noise_scope", "noise_position", "hold_budget", "budget",
+               "init_quality", "search_holdout", "seeds", "table_episodes")
 
 
 def recipe_overrides(ciess: dict, recipe: str) -> dict:

@@ -81,7 +81,7 @@ rule ciess_select:
         **config["resources"]["bookkeeping"],
     params:
         method=lambda wc: ciess_method(wc.search),
-        description=lambda wc: run_description(ciess_method(wc.search), wc.budget),
+        description=lambda wc: run_description(ciess_method(wc.search), wc.budget, wc.dataset),
     script:
         "../scripts/ciess_select.py"
 
@@ -99,7 +99,7 @@ use rule ciess_select as ciess_select_interval with:
     params:
         method=lambda wc: ciess_method(wc.search, wc.pool),
         description=lambda wc: run_description(
-            ciess_method(wc.search, wc.pool), wc.budget
+            ciess_method(wc.search, wc.pool), wc.budget, wc.dataset
         ),
 
 

@@ -34,6 +34,18 @@ if "active_recipes" in config["ciess"]:
     config["ciess"]["recipes"] = {
         r: _recipes[r] for r in config["ciess"]["active_recipes"]
     }
+# the recipe whose search is Table 1's CIESS (docs/ciess.md §18.5); None: the profile's own
+_main_recipe = config["ciess"].get("main_recipe")
+if _main_recipe is not None and _main_recipe not in (config["ciess"].get("recipes") or {}):
+    raise ValueError(
+        f"config ciess.main_recipe: '{_main_recipe}' is not among the recipes this profile runs "
+        f"{sorted(config['ciess'].get('recipes') or {})} (ciess.recipes, ciess.active_recipes)"
+    )
+if "paper" in (config["ciess"].get("recipes") or {}):
+    raise ValueError(
+        "config ciess.recipes: 'paper' names the profile's own ciess: settings in tables "
+        f"({labels.PAPER_SEARCH_LABEL}); give the recipe another name"
+    )
 
 
 def _check_config():

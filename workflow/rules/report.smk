@@ -32,6 +32,7 @@ rule aggregate_results:
     params:
         default_lambda=config["ciess"]["lambda"],
         allow_mixed_settings=config["allow_mixed_settings"],
+        main_recipe=config["ciess"].get("main_recipe"),
     script:
         "../scripts/aggregate_results.py"
 

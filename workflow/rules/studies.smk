@@ -34,13 +34,25 @@ def default_search(dataset):
     return search_label("gaussian", True, config["ciess"]["lambda"][dataset])
 
 
+def main_recipe_search(dataset):
+    """The search behind Table 1's CIESS row (`ciess.main_recipe`, docs/ciess.md §18.5), run
+    for every main model: the main recipe's, or None when the profile's own search is CIESS."""
+    recipe = config["ciess"].get("main_recipe")
+    if recipe is None:
+        return None
+    return Search("gaussian", True, recipe_lambda(config["ciess"], recipe, dataset), recipe)
+
+
 def planned_searches():
-    """(dataset, model, Search) of every search: Table 1, Table 2, Figure 4, the recipes."""
+    """(dataset, model, Search) of every search: Table 1 (the profile's own search, the paper's,
+    and the main recipe's), Table 2, Figure 4, the recipes."""
     studies, out = config["ciess"]["studies"], []
     for dataset in config["datasets"]:
         lam = config["ciess"]["lambda"][dataset]
         for model in studies["main_models"]:
             out.append((dataset, model, Search("gaussian", True, lam)))
+            if main_recipe_search(dataset) is not None:
+                out.append((dataset, model, main_recipe_search(dataset)))
         for model in studies["ablation_models"]:
             for v in studies["ablation_variants"]:
                 out.append((dataset, model, Search(v["noise"], v["random_walk"], lam)))
@@ -102,6 +114,15 @@ def table_pool(search):
     return "all" if episodes is None else pool_label(*episodes)
 
 
+def table1_pool(search, dataset):
+    """The pool of a search's selection that is a Table 1 row (``variant.table_row`` of its
+    record), or None: a search of the profile's own settings other than the dataset's Table 1
+    search (Table 2's noise and walk variants, Figure 4's λ values) has no Table 1 row."""
+    if SEARCHES[search].recipe is None and search != default_search(dataset):
+        return None
+    return table_pool(search)
+
+
 def recipe_table_pools():
     """The Table 1 pools (other than all episodes) of the recipe searches this profile plans,
     as path labels."""
@@ -138,14 +159,17 @@ def ciess_results():
 
 
 def main_searches():
-    """Table 1's default searches (G + walk, the dataset's lambda) and every recipe's search
-    (docs/ciess.md §18), side by side, with what their notebook reads:
+    """Table 1's searches (the profile's own: G + walk, the dataset's lambda; the main recipe's)
+    and every recipe's search (docs/ciess.md §18), side by side, with what their notebook reads:
     the search log, the executed masks, the split (for popularity) and the per-budget selection.
     """
     out = []
     studies = config["ciess"]["studies"]
     for dataset, model, search in ciess_searches():
-        is_main = model in studies["main_models"] and search == default_search(dataset)
+        main = main_recipe_search(dataset)
+        is_main = model in studies["main_models"] and (
+            search == default_search(dataset) or (main is not None and search == main.label)
+        )
         is_recipe = (
             model in studies.get("recipe_models", [])
             and SEARCHES[search].recipe is not None

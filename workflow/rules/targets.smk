@@ -71,9 +71,11 @@ def all_metric_files():
     return out + ciess_results()
 
 
-def run_description(method, budget):
+def run_description(method, budget, dataset=None):
     """What a metrics JSON says about its method besides the name (ciess.labels.describe_run,
-    CIESS names looked up in the label tables): method_label, variant, search."""
+    CIESS names looked up in the label tables): method_label, variant, search. ``dataset``: the
+    run's, which decides whether a CIESS search of the profile's own settings is Table 1's (its
+    λ) or Figure 4's (table1_pool)."""
     from baselines import table_label
     from ciess.labels import describe_run
 
@@ -81,7 +83,8 @@ def run_description(method, budget):
         return table_label(name, budget, config["methods"].get(name, {}).get("module"))
 
     return describe_run(method, budget, baseline_label, ciess_run,
-                        lambda search: table_pool(search.label))
+                        lambda search: table1_pool(search.label, dataset),
+                        config["ciess"].get("main_recipe"))
 
 
 def method_settings(method):

@@ -51,6 +51,6 @@ rule retrain_masked:
         method_settings=lambda wc: method_settings(wc.method),
         budget=lambda wc: wc.budget,
         target_pct=lambda wc: target_pct(wc.budget),
-        description=lambda wc: run_description(wc.method, wc.budget),
+        description=lambda wc: run_description(wc.method, wc.budget, wc.dataset),
     script:
         "../scripts/train_masked.py"

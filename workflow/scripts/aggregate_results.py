@@ -9,7 +9,7 @@ from ciess.report.tables import to_longtable, wide_table
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 log = start_job(sm)
-results = collect(sm.input.metrics, sm.params.allow_mixed_settings)
+results = collect(sm.input.metrics, sm.params.allow_mixed_settings, sm.params.main_recipe)
 ok = results[results["status"] == "ok"]
 hashes = ok.groupby(["dataset", "model", "method", "budget"])["settings_hash"].nunique()
 for cell in hashes[hashes > 1].index:  # only with allow_mixed_settings: true (else refused)

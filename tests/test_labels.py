@@ -114,6 +114,10 @@ def test_a_recipe_overrides_only_the_keys_it_names():
              "recipes": {"code": {"lambda": {"ml-1m": 0.01}, "reward": {"quality": "raw"},
                                   "noise_scope": "shared"},
                          "bad": {"episodes": 3}}}
+    ciess["budget"] = {"unit": "epochs", "value": 5}
+    ciess["recipes"]["short"] = {"hold_budget": True, "budget": {"unit": "epochs", "value": 2}}
+    assert recipe_config(ciess, "short")["budget"] == {"unit": "epochs", "value": 2}
+    assert recipe_config(ciess, "code")["budget"] == {"unit": "epochs", "value": 5}
     code = recipe_config(ciess, "code")
     assert code["reward"] == {"quality": "raw", "memory": "size_squared"}
     assert code["noise_scope"] == "shared" and code["hold_budget"] is False

@@ -36,6 +36,16 @@ def test_the_training_pair_bitmap_draws_the_same_triples_as_the_binary_search(ki
             assert np.array_equal(a.numpy(), b.numpy())
 
 
+def test_the_search_benchmark_times_both_membership_tests():
+    from helpers import benchmark_module
+
+    line = benchmark_module("search_iteration").sampling_ratio(
+        random_split(n_users=50, n_items=25, per_user=15), batches=3, batch=100)
+    assert line.startswith("sampling 3 batches of 100: bitmap ") and "binary search" in line
+    import ciess.sampler
+    assert ciess.sampler.BITMAP_MAX_CELLS == 1 << 30  # restored after timing the fallback
+
+
 def test_user_uniform_draws_users_without_replacement_when_there_are_enough():
     """Official sampler: distinct users when U >= batch (Yelp2018), repeats when U < batch."""
     split = random_split(n_users=40, n_items=30, per_user=12)

@@ -76,6 +76,15 @@ def test_a_recipes_table_episodes_plan_that_selection_and_mark_it_as_the_table1_
     text = out.stdout + out.stderr
     for method in ("ciess-g-rw-lam0.4-held-ep2-2", "ciess-g-rw-lam0.4-held"):
         assert f"results/runs/ml-100k/lightgcn/{method}/c80/seed0/metrics.json" in text
+    (tmp_path / "table_only.yaml").write_text(yaml.safe_dump({"ciess": {"selection": {
+        "whole_search": False}}}))  # the whole search's selection, a diagnostic, skipped
+    only = run_workflow(tmp_path / "w", "-n", "all", "--configfile", str(tmp_path / "t.yaml"),
+                        str(tmp_path / "table_only.yaml"))
+    only_text = only.stdout + only.stderr
+    assert "results/runs/ml-100k/lightgcn/ciess-g-rw-lam0.4-held-ep2-2/c80/seed0/metrics.json" \
+        in only_text
+    assert "results/runs/ml-100k/lightgcn/ciess-g-rw-lam0.4-held/c80/seed0/" not in only_text
+    assert "results/runs/ml-100k/lightgcn/ciess-g-rw-lam0.4/c80/seed0/metrics.json" in only_text
     # episode 2 of a held quick search holds 90%: that selection, made, is the Table 1 row
     target = "results/runs/ml-100k/lightgcn/ciess-g-rw-lam0.4-held-ep2-2/c90/seed0/metrics.json"
     run_workflow(tmp_path / "a", target, "--configfile", str(tmp_path / "t.yaml"))

@@ -134,12 +134,19 @@ def recipe_table_pools():
     return out
 
 
+def whole_search_selected(search):
+    """Whether a search's selection from all its episodes is made: always where it is the
+    Table 1 row (the paper's rule); for a recipe with `table_episodes`, as a diagnostic, if
+    `ciess.selection.whole_search` (docs/ciess.md §18.3)."""
+    return table_pool(search) == "all" or config["ciess"]["selection"].get("whole_search", True)
+
+
 def ciess_results():
     """Selected-mask metrics of every search at every budget, and Figure 5's interval pools."""
     out = []
     budgets = [budget_label(b) for b in config["ciess"]["selection"]["budgets"]]
     for dataset, model, search in ciess_searches():
-        pools = ["all"]
+        pools = ["all"] if whole_search_selected(search) else []
         if model in config["ciess"]["studies"][
             "interval_models"
         ] and search == default_search(dataset):
@@ -190,6 +197,7 @@ def main_searches():
                     "selections": [
                         f"results/runs/{dataset}/{model}/ciess-{search}/{budget_label(b)}/seed{seed}/selection.csv"
                         for b in config["ciess"]["selection"]["budgets"]
+                        if whole_search_selected(search)
                     ],
                     # a recipe whose Table 1 row selects from part of its episodes (§18.3)
                     "table_pool": table_pool(search),

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from ciess.per_user import PER_USER_METRICS, read_per_user, write_per_user
-from ciess.report.paired import paired_bootstrap, paired_vs, unpaired
+from ciess.report.paired import interval_report, paired_bootstrap, paired_vs, unpaired
 
 
 def test_paired_bootstrap_on_hand_values():
@@ -50,3 +50,8 @@ def test_paired_vs_pairs_seeds_and_skips_runs_without_files(tmp_path):
     missing = unpaired(runs).set_index("method")["reason"]
     assert missing.to_dict() == {"PEP": "no per-user test values (a record from before 2026-12-04)",
                                  "Sides": "no ES run at the same seed"}
+    table, lines = interval_report(runs)  # what Table 1 and the fidelity page show
+    mr = table.reset_index().set_index("method").loc["MR"]
+    assert mr["seeds"] == 2 and mr["recall@20"].startswith("-10.0 (")
+    assert lines == ["- toy lightgcn PEP at c90: no per-user test values (a record from before "
+                     "2026-12-04)", "- toy lightgcn Sides at c90: no ES run at the same seed"]

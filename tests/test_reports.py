@@ -364,6 +364,9 @@ def test_fidelity_notebook_plots_every_comparable_cell_of_the_shipped_snapshot(t
     cells = pd.read_csv(tmp_path / "f.csv")
     assert len(cells) >= 24 and cells["source"].str.startswith("reference snapshot").all()
     assert cells["delta_pct"].abs().max() < 50  # every cell is matched to its own paper value
+    text = json.dumps(outputs)
+    assert "Every difference" not in text  # headings are markdown cells, outputs are not
+    assert "(95% interval)" in text or "No interval for these differences" in text
 
 
 def test_table1_notebook_says_so_when_the_checkout_has_no_reference_snapshot(tmp_path):

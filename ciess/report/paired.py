@@ -104,3 +104,21 @@ def paired_vs(runs: pd.DataFrame, reference: str = "ES",
                              "versus": reference, "metric": metric, "seeds": len(seeds),
                              **paired_bootstrap(a, b)})
     return pd.DataFrame(rows)
+
+
+def interval_report(runs: pd.DataFrame, reference: str = "ES") -> tuple[pd.DataFrame, list[str]]:
+    """What a page shows for one set of runs (``runs_frame``): a table of every method − ``reference``
+    difference with its paired 95% interval (rows: dataset, model, budget, method, seeds,
+    users; columns: metrics; cells "+2.9 (+2.2 to +3.7)"), and one line per difference that has
+    none, with the reason. Both empty: nothing to pair."""
+    paired, missing = paired_vs(runs, reference), unpaired(runs, reference)
+    table = pd.DataFrame()
+    if len(paired):
+        paired["Δ% (95% interval)"] = [f"{d:+.1f} ({lo:+.1f} to {hi:+.1f})" for d, lo, hi in
+                                       zip(paired["delta_pct"], paired["low"], paired["high"])]
+        table = paired.pivot_table(index=["dataset", "model", "budget", "method", "seeds", "users"],
+                                   columns="metric", values="Δ% (95% interval)", aggfunc="first")
+    lines = [f"- {dataset} {model} {method} at {', '.join(sorted(g['budget']))}: {reason}"
+             for (dataset, model, method, reason), g in
+             missing.groupby(["dataset", "model", "method", "reason"])]
+    return table, lines

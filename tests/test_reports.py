@@ -495,3 +495,36 @@ def test_a_selection_from_part_of_a_search_is_no_table1_row_for_any_recipe(tmp_p
         path.write_text(json.dumps({**json.loads(path.read_text()), "final_protocol": "merge_fixed"}))
     snap = reference_rows(whole + pools)
     assert set(snap["method_label"]) == {"CIESS", "CIESS (held)"} and set(snap["value"]) == {0.24}
+
+
+def test_rows_run_with_other_method_settings_than_the_paper_profile_are_named(tmp_path):
+    """Issue 24: a reduced setting is labelled, never passed off as the paper's. A CIESS result
+    is compared with the paper profile's search length under its recipe (a selection written
+    without settings through its chosen candidate); a baseline with its `params`."""
+    from ciess.report.settings_gap import gap_lines, paper_profile, settings_gap
+
+    paper = paper_profile()
+    search = {"search": {"episodes": 20, "iterations": 10}, "budget": {"unit": "epochs", "value": 5}}
+    held = {"method": "ciess-g-rw-lam0.4-held-ep11-20", "method_label": "CIESS", "budget": "c80",
+            "variant": {"recipe": "held"}, "method_settings": search}
+    assert settings_gap(held, paper) == ["episodes 20 (paper profile 30)"]
+    short = {**held, "variant": {"recipe": "held_short"}, "method_settings": {
+        **search, "budget": {"unit": "epochs", "value": 2}}}
+    assert settings_gap(short, paper) == ["episodes 20 (paper profile 30)"]  # its own budget
+    full_length = {**held, "method_settings": {**search, "search": {"episodes": 30, "iterations": 10}}}
+    assert settings_gap(full_length, paper) == []
+    assert settings_gap({**held, "variant": {"recipe": "unknown"}}, paper) == []
+    pep = {"method": "pep", "method_label": "PEP", "budget": "c90", "variant": None,
+           "method_settings": {"params": {**paper["methods"]["pep"]["params"], "max_steps": 1000}}}
+    assert settings_gap(pep, paper) == [
+        f"max_steps 1000 (paper profile {paper['methods']['pep']['params']['max_steps']})"]
+    sel = tmp_path / "runs/ml-1m/lightgcn/ciess-g-rw-lam0.4/c80/seed0/metrics.json"
+    cand = tmp_path / "runs/ml-1m/lightgcn/ciess-g-rw-lam0.4-e4i9/cand/seed0/metrics.json"
+    records = {sel: {"method_label": "CIESS (paper)", "budget": "c80", "variant": {"recipe": "default"},
+                     "candidate_method": "ciess-g-rw-lam0.4-e4i9"},
+               cand: {"method_label": "CIESS candidate", "budget": "cand",
+                      "variant": {"recipe": "default"}, "method_settings": search},
+               tmp_path / "pep.json": pep}
+    assert gap_lines(records, paper) == [
+        "- CIESS (paper) (c80): episodes 20 (paper profile 30)",
+        f"- PEP (c90): max_steps 1000 (paper profile {paper['methods']['pep']['params']['max_steps']})"]

@@ -99,3 +99,12 @@ def read_record(path: str | Path) -> dict:
     verify_record(rec, str(path))
     check_location(rec, path)
     return rec
+
+
+def chosen_candidate_path(path: str | Path, rec: dict) -> Path:
+    """A CIESS selection's record -> the record of the candidate it chose (whose retraining it
+    reports: per-user values, method settings); any other record -> its own path."""
+    path = Path(path)
+    if not rec.get("candidate_method"):
+        return path
+    return path.parents[3] / rec["candidate_method"] / "cand" / path.parent.name / path.name

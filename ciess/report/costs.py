@@ -5,8 +5,10 @@ snapshot): the retraining time is the metrics record's ``wall_time_s``; a baseli
 is the span of its ``make_masks`` rule log (one search serves all its budgets); a CIESS search's
 time is the sum of its iterations' train, evaluate and RL seconds in ``search_log.csv``, plus the
 retraining of every candidate it sent to selection. One search serves every budget of its method
-(and seed): each budget's row carries an equal share of it (``search_share_s``), so the shares
-add up to the search once, and ``cost_totals`` counts every search once.
+(and seed): each budget's Table 1 row carries an equal share of it (``search_share_s``), so the
+shares add up to the search once, and ``cost_totals`` counts every search once; a CIESS
+result's own retraining is one of its candidates' and is counted with them, not again.
+Diagnostic selections (Figure 5's pools, a recipe's whole-search selection) have no row.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import pandas as pd
 
 from ciess.io import read_json
 from ciess.logs import log_span
-from ciess.report.reports import run_columns
+from ciess.report.reports import is_table_row, run_columns
 
 
 def _records(root: Path):
@@ -40,6 +42,8 @@ def cost_table(root: str | Path) -> pd.DataFrame:
             candidates[key + (rec["search"],)] = candidates.get(key + (rec["search"],), 0.0) + \
                 rec.get("wall_time_s", 0.0)
             continue
+        if not is_table_row(rec):  # a diagnostic selection (a pool, a recipe's whole search):
+            continue  # its search and candidates are its Table 1 row's, counted there once
         search_s = None
         if rec.get("search"):
             log = root / "search" / rec["dataset"] / rec["model"] / rec["search"] / \
@@ -58,7 +62,9 @@ def cost_table(root: str | Path) -> pd.DataFrame:
                      "method_label": label, "search": rec.get("search"),
                      "budget": budget, "seed": rec["seed"], "params": rec["params"],
                      "sparsity": rec["sparsity"], "search_s": search_s,
-                     "retrain_s": rec.get("wall_time_s")})
+                     "retrain_s": rec.get("wall_time_s"),
+                     # a CIESS result's retraining is its chosen candidate's, among the candidates
+                     "retrain_is_candidate": bool(rec.get("candidate_method"))})
     out = pd.DataFrame(rows)
     if out.empty:
         return out
@@ -86,11 +92,13 @@ def cost_summary(costs: pd.DataFrame) -> pd.DataFrame:
 
 
 def cost_totals(costs: pd.DataFrame) -> pd.DataFrame:
-    """Minutes per (dataset, model, method) over all its seeds and budgets, every search counted
-    once (the shares add up to it), and a last row for everything together."""
+    """Minutes per (dataset, model, method) over all its seeds and budgets, every search and
+    every retraining counted once (the shares add up to the search; a CIESS result's retraining
+    is among its candidates'), and a last row for everything together."""
     if costs.empty:
         return costs
     c = costs.fillna({"search_share_s": 0.0, "candidates_share_s": 0.0, "retrain_s": 0.0})
+    c = c.assign(retrain_s=c["retrain_s"].where(~c["retrain_is_candidate"].astype(bool), 0.0))
     g = c.groupby(["dataset", "model", "method_label"], dropna=False)
     out = g.agg(runs=("retrain_s", "size"), seeds=("seed", "nunique"),
                 search_min=("search_share_s", "sum"),

@@ -120,7 +120,7 @@ def selection_label(record: dict, main_recipe: str | None) -> str | None:
     whose ``ciess.main_recipe`` is ``main_recipe``, read from its ``variant.recipe``; None for a
     baseline, Full, a retrained candidate or a record too old to carry a label."""
     variant = record.get("variant") or {}
-    if not variant or record.get("method_label") in (None, "CIESS candidate"):
+    if not variant or record.get("method_label") in (None, CANDIDATE_LABEL):
         return None
     recipe = variant.get("recipe", DEFAULT_RECIPE)
     return ciess_label(None if recipe == DEFAULT_RECIPE else recipe, main_recipe)
@@ -136,6 +136,7 @@ def ciess_variant(search: Search, pool: str = "all") -> dict:
 
 DEFAULT_RECIPE = "default"  # a search run with the profile's own ciess: settings
 PAPER_SEARCH_LABEL = "CIESS (paper)"  # its label when a recipe is the profile's main CIESS
+CANDIDATE_LABEL = "CIESS candidate"  # a retrained candidate: part of its search, not a result
 FULL = "full"  # the dense model every budget is measured against
 # How tables and figures order the method labels (the paper's Table 1 order, then this suite's
 # additions before CIESS, the method under study, last).
@@ -190,7 +191,7 @@ def describe_run(method: str, budget: str, baseline_label, ciess_run=parse_ciess
         return {"method_label": baseline_label(method, budget), "variant": None, "search": None}
     kind, search, pool = run
     if kind == "candidate":
-        return {"method_label": "CIESS candidate", "search": ciess_method(search),
+        return {"method_label": CANDIDATE_LABEL, "search": ciess_method(search),
                 "variant": {**ciess_variant(search), "episodes": None}}
     return {"method_label": ciess_label(search.recipe, main_recipe), "search": ciess_method(search),
             "variant": {**ciess_variant(search, pool), "table_row": pool == table_pool(search)}}

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ciess.io import read_json
+from ciess.labels import CANDIDATE_LABEL
 from ciess.logs import log_span
 from ciess.report.reports import is_table_row, run_columns
 
@@ -38,7 +39,7 @@ def cost_table(root: str | Path) -> pd.DataFrame:
         method, budget = rec["method"], rec.get("budget", "dense")
         key = (rec["dataset"], rec["model"], rec["seed"])
         label = run_columns(rec, path)["method_label"]
-        if label == "CIESS candidate":  # a retrained candidate: part of its search's cost
+        if label == CANDIDATE_LABEL:  # a retrained candidate: part of its search's cost
             candidates[key + (rec["search"],)] = candidates.get(key + (rec["search"],), 0.0) + \
                 rec.get("wall_time_s", 0.0)
             continue

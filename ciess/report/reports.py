@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from ciess.evaluate import METRICS
-from ciess.labels import DEFAULT_RECIPE, budget_label, selection_label, target_sparsity
+from ciess.labels import (CANDIDATE_LABEL, DEFAULT_RECIPE, budget_label, selection_label,
+                          target_sparsity)
 from ciess.provenance import settings_hash
 from ciess.report.records import RecordError, read_record
 
@@ -48,7 +49,7 @@ def is_table_row(rec: dict) -> bool:
         return True
     if "table_row" in variant:
         return bool(variant["table_row"])
-    return rec.get("method_label") != "CIESS candidate" and variant.get("episodes") in (None, "all")
+    return rec.get("method_label") != CANDIDATE_LABEL and variant.get("episodes") in (None, "all")
 
 
 def model_label(name: str) -> str:
@@ -242,7 +243,7 @@ def own_search_selections(results: pd.DataFrame) -> pd.DataFrame:
     paper's: Table 2's variants, Figure 4's λ values, Figure 5's pools), whatever their label
     (CIESS, or CIESS (paper) when a recipe is the main one); retrained candidates excluded."""
     return results[(results["recipe"] == DEFAULT_RECIPE)
-                   & (results["method_label"] != "CIESS candidate")]
+                   & (results["method_label"] != CANDIDATE_LABEL)]
 
 
 def table2_rows(results: pd.DataFrame, default_lambda: dict) -> pd.DataFrame:

@@ -9,7 +9,7 @@ every method of a profile and are named in each snapshot's provenance, not here.
 """
 from __future__ import annotations
 
-from ciess.labels import DEFAULT_RECIPE
+from ciess.labels import CANDIDATE_LABEL, DEFAULT_RECIPE
 from ciess.profiles import FULL_PROFILE, REPO, read_yaml
 from ciess.report.records import chosen_candidate_path
 from ciess.search.recipes import recipe_config
@@ -68,7 +68,7 @@ def gap_lines(records: dict, paper: dict) -> list[str]:
             candidate = chosen_candidate_path(path, rec)
             source = {**rec, "method_settings": records.get(candidate, {}).get("method_settings")}
         gap = settings_gap(source, paper)
-        if gap and rec.get("method_label") != "CIESS candidate":
+        if gap and rec.get("method_label") != CANDIDATE_LABEL:
             seen.setdefault((rec.get("method_label", rec.get("method")), tuple(gap)), set()).add(
                 rec.get("budget"))
     return [f"- {label} ({', '.join(sorted(b for b in budgets if b))}): {'; '.join(gap)}"

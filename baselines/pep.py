@@ -12,8 +12,14 @@ own parameters during the search, so that entries shrink under the thresholds in
 outgrowing them (docs/reference_profile.md: the threshold probe that stalled at 56%).
 ``reg_weight`` (default None: the base model's) sets the model's batch L2 factor during the
 search only, the way the lightweight benchmark keeps entries small (docs/baselines.md §4).
+``reg_growth`` (default 1: constant) multiplies that factor every ``reg_growth_every`` steps: at
+a fixed factor PEP's sparsity levels off where the task loss balances the L2 term (the
+benchmark runs one search per target, each with its own factor); a growing factor carries one
+search through all three budgets, each mask captured at its first crossing.
 """
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import torch
@@ -24,7 +30,7 @@ from baselines import MethodContext, register
 from ciess.masks import capacity, elements_mask, meets_budget
 from ciess.models import build_model, embedding_tables
 from ciess.sampler import TripleSampler
-from ciess.train import lr_at, seed_everything, train_step
+from ciess.train import eta_text, lr_at, seed_everything, train_step
 
 
 class SoftThreshold(nn.Module):
@@ -45,7 +51,7 @@ def thresholded_nnz(tables) -> int:
 
 DEFAULTS = {"threshold_init": -15.0, "s_lr": 1e-3, "s_weight_decay": 1e-5, "check_every": 1,
             "max_steps": 30000, "batch_size": None, "model_lr": None, "model_weight_decay": 0.0,
-            "reg_weight": None}
+            "reg_weight": None, "reg_growth": 1.0, "reg_growth_every": 1000}
 
 
 @register("pep", params=DEFAULTS, label="PEP", device_test=([80], dict(
@@ -80,9 +86,15 @@ def make_masks(ctx: MethodContext, targets: list[int]) -> dict:
     cap = capacity(split.n_users, split.n_items, ctx.n_tables)
     pending = sorted(targets)
     captured, previous_sparsity = {}, 0.0
+    reg_start, growth, every = model.reg_weight, float(p["reg_growth"]), int(p["reg_growth_every"])
+    if growth < 1.0 or every < 1:
+        raise ValueError(f"PEP params: reg_growth must be >= 1 and reg_growth_every >= 1 "
+                         f"(got {growth}, {every})")
+    started = time.perf_counter()
     for step in range(1, int(p["max_steps"]) + 1):
         # the rest of the model: the base model's schedule, or a fixed `model_lr` (official 1e-3)
         opt.param_groups[1]["lr"] = p["model_lr"] or lr_at(step - 1, hp)
+        model.reg_weight = reg_start * growth ** ((step - 1) // every)
         loss = train_step(model, opt, sampler, settings.device)  # the shared training step
         if step % p["check_every"] and step != p["max_steps"]:
             continue
@@ -91,14 +103,17 @@ def make_masks(ctx: MethodContext, targets: list[int]) -> dict:
             pct = pending.pop(0)
             with torch.no_grad():
                 keep = {n: (t.weight != 0).cpu().numpy() for n, t in named.items()}
-            captured[pct] = _to_mask(ctx, keep, pct, step, nnz, cap, previous_sparsity)
-            ctx.log.info("PEP captured %d%% at step %d: %d params (sparsity %.4f)", pct, step, nnz,
-                         1 - nnz / cap)
+            captured[pct] = _to_mask(ctx, keep, pct, step, nnz, cap, previous_sparsity,
+                                     model.reg_weight)
+            ctx.log.info("PEP captured %d%% at step %d: %d params (sparsity %.4f, L2 factor %.3g)",
+                         pct, step, nnz, 1 - nnz / cap, model.reg_weight)
         previous_sparsity = 1 - nnz / cap
         if step % 100 == 0:
-            s_mean = float(torch.stack([s.mean() for s in s_params]).mean())
-            ctx.log.info("PEP step %d: loss %.4f, sparsity %.4f, mean S %.3f", step, float(loss),
-                         1 - nnz / cap, s_mean)
+            s_mean = float(torch.stack([s.detach().mean() for s in s_params]).mean())
+            left = (time.perf_counter() - started) / step * (int(p["max_steps"]) - step)
+            ctx.log.info("PEP step %d/%d: loss %.4f, sparsity %.4f, mean S %.3f, L2 factor %.3g "
+                         "[ETA %s at most]", step, int(p["max_steps"]), float(loss), 1 - nnz / cap,
+                         s_mean, model.reg_weight, eta_text(left))
         if not pending:
             break
     if pending:
@@ -107,7 +122,8 @@ def make_masks(ctx: MethodContext, targets: list[int]) -> dict:
     return captured
 
 
-def _to_mask(ctx, keep: dict, pct: int, step: int, nnz: int, cap: int, previous: float):
+def _to_mask(ctx, keep: dict, pct: int, step: int, nnz: int, cap: int, previous: float,
+             l2_factor: float):
     names = list(keep)
     users = np.stack([keep[n] for n in names if n.startswith("user")])
     items = np.stack([keep[n] for n in names if n.startswith("item")])
@@ -115,4 +131,4 @@ def _to_mask(ctx, keep: dict, pct: int, step: int, nnz: int, cap: int, previous:
         users, items = users[0], items[0]
     return elements_mask(users, items, **ctx.meta(
         "pep", pct, captured_step=step, nnz=nnz, rewind=True, tables=names,
-        sparsity_at_previous_check=previous))
+        sparsity_at_previous_check=previous, l2_factor=l2_factor))

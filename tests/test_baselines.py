@@ -297,6 +297,30 @@ def test_pep_reg_weight_shrinks_the_entries_during_the_search_only(tmp_path, mon
     assert steps[5.0] < steps[None]
 
 
+def test_pep_growing_l2_factor_passes_the_level_where_a_fixed_one_stalls(tmp_path):
+    """`reg_growth` multiplies the search's batch L2 factor every `reg_growth_every` steps: at a
+    fixed factor the sparsity levels off below the budgets (the search fails loudly), a growing
+    one carries the same search through 80 and 95%; each mask records its factor."""
+    split = random_split(n_users=60, n_items=50, per_user=16)
+    settings = dict(threshold_init=-6.0, s_lr=0.005, max_steps=1500, batch_size=128,
+                    model_lr=1e-3, reg_weight=0.01, reg_growth_every=20)
+    ctx = _ctx(split, **settings)
+    ctx.init_state_path = tmp_path / "fixed.pt"
+    with pytest.raises(RuntimeError, match=r"before the budgets \[80, 95\]%"):
+        get_method("pep")(ctx, [80, 95])
+    ctx = _ctx(split, **settings, reg_growth=3.0)
+    ctx.init_state_path = tmp_path / "growing.pt"
+    masks = get_method("pep")(ctx, [80, 95])
+    for pct, mask in masks.items():
+        step = mask.meta["captured_step"]
+        assert mask.meta["l2_factor"] == pytest.approx(0.01 * 3.0 ** ((step - 1) // 20))
+        assert meets_budget(account(mask, 1)["params"], pct, 60, 50)
+    ctx = _ctx(split, reg_weight=0.01, reg_growth=0.5)
+    ctx.init_state_path = tmp_path / "bad.pt"
+    with pytest.raises(ValueError, match="reg_growth must be >= 1"):
+        get_method("pep")(ctx, [80])
+
+
 # ------------------------------------------------------------------------------------- Sides
 def test_sides_splits_the_budget_between_users_and_items_by_the_ratio():
     from baselines.sides import sides_mask

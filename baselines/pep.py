@@ -112,7 +112,7 @@ def make_masks(ctx: MethodContext, targets: list[int]) -> dict:
             s_mean = float(torch.stack([s.detach().mean() for s in s_params]).mean())
             left = (time.perf_counter() - started) / step * (int(p["max_steps"]) - step)
             ctx.log.info("PEP step %d/%d: loss %.4f, sparsity %.4f, mean S %.3f, L2 factor %.3g "
-                         "[ETA %s at most]", step, int(p["max_steps"]), float(loss), 1 - nnz / cap,
+                         "[ETA %s at most]", step, int(p["max_steps"]), loss.item(), 1 - nnz / cap,
                          s_mean, model.reg_weight, eta_text(left))
         if not pending:
             break

@@ -158,8 +158,9 @@ class Evolution:
         for gen in range(1, p["generations"] + 1):
             scored = [(self.fitness(c), c) for c in pop]
             elites = sorted(elites + scored, key=lambda x: -x[0])[: p["elites"]]
-            self.ctx.log.info("OptEmb%s generation %d: best fitness %.5f, best params %d",
+            self.ctx.log.info("OptEmb%s generation %d/%d: best fitness %.5f, best params %d",
                               "" if self.target_pct is None else f"-B {self.target_pct}%", gen,
+                              p["generations"],
                               elites[0][0], self.params(elites[0][1]))
             children = [self.feasible(lambda: self.crossover(elites))
                         for _ in range(p["crossovers"])]

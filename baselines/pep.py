@@ -15,7 +15,9 @@ search only, the way the lightweight benchmark keeps entries small (docs/baselin
 ``reg_growth`` (default 1: constant) multiplies that factor every ``reg_growth_every`` steps: at
 a fixed factor PEP's sparsity levels off where the task loss balances the L2 term (the
 benchmark runs one search per target, each with its own factor); a growing factor carries one
-search through all three budgets, each mask captured at its first crossing.
+search through all three budgets, each mask captured at its first crossing. A crossing that
+overshoots its budget by more than ``max_overshoot`` (a fraction of the table) fails: the checks
+(``check_every``) were too far apart for the pace of the thresholds.
 """
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ def thresholded_nnz(tables) -> int:
 
 DEFAULTS = {"threshold_init": -15.0, "s_lr": 1e-3, "s_weight_decay": 1e-5, "check_every": 1,
             "max_steps": 30000, "batch_size": None, "model_lr": None, "model_weight_decay": 0.0,
-            "reg_weight": None, "reg_growth": 1.0, "reg_growth_every": 1000}
+            "reg_weight": None, "reg_growth": 1.0, "reg_growth_every": 1000, "max_overshoot": 0.02}
 
 
 @register("pep", params=DEFAULTS, label="PEP", device_test=([80], dict(
@@ -101,6 +103,12 @@ def make_masks(ctx: MethodContext, targets: list[int]) -> dict:
         nnz = thresholded_nnz(named.values())
         while pending and meets_budget(nnz, pending[0], split.n_users, split.n_items, ctx.n_tables):
             pct = pending.pop(0)
+            if 1 - nnz / cap > pct / 100 + p["max_overshoot"]:
+                raise RuntimeError(
+                    f"PEP jumped from sparsity {previous_sparsity:.4f} to {1 - nnz / cap:.4f} "
+                    f"between two checks, past {pct}% by more than max_overshoot="
+                    f"{p['max_overshoot']}; lower check_every or reg_growth (never a mask this "
+                    f"much sparser than its budget)")
             with torch.no_grad():
                 keep = {n: (t.weight != 0).cpu().numpy() for n, t in named.items()}
             captured[pct] = _to_mask(ctx, keep, pct, step, nnz, cap, previous_sparsity,

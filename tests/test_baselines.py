@@ -141,6 +141,16 @@ def test_pep_on_neumf_keeps_one_mask_per_table(tmp_path):
     assert set(torch.load(tmp_path / "init.pt")) == set(embedding_tables(model))
 
 
+def test_pep_refuses_a_mask_that_overshoots_its_budget_between_two_checks(tmp_path):
+    """Checks too far apart for fast thresholds: the first check past 80% is far past it."""
+    split = random_split(n_users=60, n_items=50, per_user=16)
+    ctx = _ctx(split, threshold_init=-6.0, s_lr=0.05, max_steps=2000, batch_size=128,
+               model_lr=1e-3, check_every=200)
+    ctx.init_state_path = tmp_path / "init.pt"
+    with pytest.raises(RuntimeError, match=r"past 80% by more than max_overshoot=0.02"):
+        get_method("pep")(ctx, [80])
+
+
 def test_pep_fails_loudly_when_a_budget_is_not_crossed(tmp_path):
     split = random_split()
     ctx = _ctx(split, threshold_init=-15.0, s_lr=1e-4, max_steps=3)

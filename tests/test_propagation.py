@@ -11,12 +11,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from recbole.model.general_recommender import NGCF, LightGCN
 
 from ciess.evaluate import evaluate
 from ciess.masks import sizes_mask
 from ciess.models import MODELS, build_model
 from ciess.models.propagation import (Adjacency, SparseProduct, normalized_adjacency_scipy,
+                                      row_normalized_with_self_loops_scipy,
                                       stock_forward)
 from helpers import random_split
 
@@ -56,6 +58,67 @@ def test_adjacency_refuses_an_asymmetric_matrix():
     lap[0, 1] += 1.0
     with pytest.raises(ValueError, match="symmetric"):
         Adjacency(lap)
+
+
+def _bipartite_dense(train) -> np.ndarray:
+    n_users, n_items = train.shape
+    a = np.zeros((n_users + n_items,) * 2)
+    dense = (train.toarray() > 0).astype(float)
+    a[:n_users, n_users:], a[n_users:, :n_users] = dense, dense.T
+    return a
+
+
+def test_authors_ngcf_matrix_is_row_normalised_with_self_loops():
+    """The CIESS code's NGCF matrix: D^-1 (A + I), computed densely here."""
+    train = random_split().train
+    a = _bipartite_dense(train) + np.eye(sum(train.shape))
+    expected = a / a.sum(axis=1, keepdims=True)
+    got = row_normalized_with_self_loops_scipy(train).toarray()
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_a_matrix_with_asymmetric_values_is_handed_its_transpose(dropout):
+    adj = Adjacency.row_normalized_with_self_loops(random_split().train)
+    assert not adj.symmetric
+    torch.manual_seed(0)
+    a, a_t = (m.to_dense() for m in adj.operands(dropout))
+    torch.testing.assert_close(a_t, a.T, rtol=0, atol=0)
+    assert not torch.equal(a, a.T)
+
+
+def _authors_ngcf_reference(model, train):
+    """The CIESS code's NGCF.computer() (eval mode: no dropout), written densely from its
+    equations with the model's own weights."""
+    p = torch.from_numpy(row_normalized_with_self_loops_scipy(train).toarray()).double()
+    ego = model.get_ego_embeddings()
+    outs = [ego]
+    for gnn in model.GNNlayers:
+        side = p @ ego
+        ego = F.leaky_relu(gnn.linear(side) + gnn.interActTransform(ego * side), 0.2)
+        outs.append(F.normalize(ego, p=2, dim=1))
+    return torch.split(torch.cat(outs, dim=1), [model.n_users, model.n_items])
+
+
+def test_ngcf_authors_propagation_equals_the_authors_equations():
+    split = random_split()
+    torch.manual_seed(0)
+    model = build_model("ngcf", split.n_users, split.n_items, split.train,
+                        {"propagation": "authors"}).double().eval()
+    ours = model.forward()
+    theirs = _authors_ngcf_reference(model, split.train)
+    for x, y in zip(ours, theirs):
+        torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-12)
+    recbole = build_model("ngcf", split.n_users, split.n_items, split.train, {}).double().eval()
+    recbole.load_state_dict(model.state_dict())
+    assert not torch.allclose(recbole.forward()[0], ours[0])  # a different function
+
+
+def test_ngcf_refuses_an_unknown_propagation():
+    split = random_split()
+    with pytest.raises(ValueError, match="NGCF propagation 'paper'"):
+        build_model("ngcf", split.n_users, split.n_items, split.train, {"propagation": "paper"})
 
 
 def _float64_model(name, split, device, **overrides):

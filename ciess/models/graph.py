@@ -83,14 +83,30 @@ class MaskedLightGCN(GraphScoringMixin, MaskableMixin, LightGCN):
         return torch.split(mean, [self.n_users, self.n_items])
 
 
+NGCF_PROPAGATIONS = ("recbole", "authors")
+
+
 class MaskedNGCF(GraphScoringMixin, MaskableMixin, NGCF):
+    """``propagation`` (docs/reference_profile.md, the NGCF recipe check): ``recbole`` is
+    RecBole's NGCF, side = L x with L = D^-1/2 A D^-1/2, layer = W1 (x + side) + W2 (x ⊙ side),
+    the next layer reading the normalised output; ``authors`` is the CIESS authors' code, side =
+    D^-1 (A + I) x, layer = W1 side + W2 (x ⊙ side), the next layer reading the activation before
+    normalisation (only the concatenated outputs are normalised)."""
+
     def __init__(self, config, dataset):
+        self.propagation = config["propagation"]
+        if self.propagation not in NGCF_PROPAGATIONS:
+            raise ValueError(f"NGCF propagation {self.propagation!r}: expected one of "
+                             f"{list(NGCF_PROPAGATIONS)}")
         super().__init__(config, dataset)
         self.reg_loss = SquaredL2Loss()  # protocol: squared norm of the propagated embeddings
         del self.eye_matrix  # BiGNN adds the features itself; the identity is never read
 
     def get_norm_adj_mat(self):
-        return Adjacency.from_interactions(self.interaction_matrix.tocsr())
+        train = self.interaction_matrix.tocsr()
+        if self.propagation == "authors":
+            return Adjacency.row_normalized_with_self_loops(train)
+        return Adjacency.from_interactions(train)
 
     def mask_tables(self):
         return [(self.user_embedding, self.item_embedding)]
@@ -114,9 +130,13 @@ class MaskedNGCF(GraphScoringMixin, MaskableMixin, NGCF):
         a, a_t = self.norm_adj_matrix.operands(self.node_dropout if self.training else 0.0)
         x = self.get_ego_embeddings()
         layers = [x]
+        authors = self.propagation == "authors"
         for gnn in self.GNNlayers:
             side = SparseProduct.apply(a, a_t, x)
-            x = gnn.linear(x + side) + gnn.interActTransform(side * x)
-            x = F.normalize(self.emb_dropout(F.leaky_relu(x, negative_slope=0.2)), p=2, dim=1)
-            layers.append(x)
+            x = gnn.linear(side if authors else x + side) + gnn.interActTransform(side * x)
+            x = self.emb_dropout(F.leaky_relu(x, negative_slope=0.2))
+            out = F.normalize(x, p=2, dim=1)
+            if not authors:
+                x = out
+            layers.append(out)
         return torch.split(torch.cat(layers, dim=1), [self.n_users, self.n_items])

@@ -59,21 +59,40 @@ def normalized_adjacency_scipy(train: sp.csr_matrix) -> sp.csr_matrix:
     return lap
 
 
-class Adjacency(torch.nn.Module):
-    """A symmetric normalised adjacency as a torch CSR tensor, with products and node dropout.
+def row_normalized_with_self_loops_scipy(train: sp.csr_matrix) -> sp.csr_matrix:
+    """D^-1 (A + I) of the user-item bipartite graph (users first), D the row sums of A + I:
+    the NGCF propagation matrix of the CIESS authors' code (``ImplicitCF.create_norm_adj_mat``
+    for ``ngcf``). Its pattern is symmetric, its values are not."""
+    n = sum(train.shape)
+    a = normalized_adjacency_scipy(train)  # for its pattern only
+    a.data[:] = 1.0
+    a = (a + sp.eye(n, dtype=np.float32, format="csr")).tocsr()
+    inv = 1.0 / np.asarray(a.sum(axis=1)).ravel()
+    p = (sp.diags(inv.astype(np.float32)) @ a).tocsr().astype(np.float32)
+    p.sort_indices()
+    return p
 
-    ``operands(p)`` returns the (matrix, transpose) pair for ``SparseProduct``: Â twice (the
-    cheap symmetric backward), or with node dropout ``p > 0`` Â with each stored entry kept with
-    probability 1 - p and scaled by 1 / (1 - p) (RecBole's ``SparseDropout`` semantics) and its
-    transpose. The arrays are
+
+class Adjacency(torch.nn.Module):
+    """A normalised adjacency as a torch CSR tensor, with products and node dropout.
+
+    ``operands(p)`` returns the (matrix, transpose) pair for ``SparseProduct``: Â twice when its
+    values are symmetric (the cheap symmetric backward), or with node dropout ``p > 0`` Â with
+    each stored entry kept with probability 1 - p and scaled by 1 / (1 - p) (RecBole's
+    ``SparseDropout`` semantics) and its transpose. A matrix whose pattern is symmetric but whose
+    values are not (D^-1 (A + I)) gets its transpose the same way, by the slot permutation.
+    The arrays are
     non-persistent buffers: they follow the model's ``.to(device)`` and stay out of its state dict.
     """
 
     def __init__(self, lap: sp.csr_matrix):
         super().__init__()
         lap = lap.tocsr()
-        if lap.shape[0] != lap.shape[1] or (lap != lap.T).nnz:
-            raise ValueError("Adjacency needs a symmetric square matrix")
+        pattern = lap.copy()
+        pattern.data[:] = 1.0
+        if lap.shape[0] != lap.shape[1] or (pattern != pattern.T).nnz:
+            raise ValueError("Adjacency needs a square matrix with a symmetric pattern")
+        self.symmetric = not (lap != lap.T).nnz
         lap.sort_indices()
         n = lap.shape[0]
         self.shape = lap.shape
@@ -93,6 +112,10 @@ class Adjacency(torch.nn.Module):
     def from_interactions(cls, train: sp.csr_matrix) -> "Adjacency":
         return cls(normalized_adjacency_scipy(train))
 
+    @classmethod
+    def row_normalized_with_self_loops(cls, train: sp.csr_matrix) -> "Adjacency":
+        return cls(row_normalized_with_self_loops_scipy(train))
+
     def csr(self, values: torch.Tensor | None = None) -> torch.Tensor:
         return torch.sparse_csr_tensor(self.crow, self.col,
                                        self.values if values is None else values, self.shape,
@@ -101,7 +124,7 @@ class Adjacency(torch.nn.Module):
     def operands(self, dropout: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         if not dropout:
             a = self.csr()
-            return a, a
+            return (a, a) if self.symmetric else (a, self.csr(self.values[self.transpose_order]))
         keep = 1.0 - dropout
         kept = torch.rand(self.values.shape, device=self.values.device) < keep
         values = self.values * kept / keep

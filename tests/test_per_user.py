@@ -47,9 +47,12 @@ def test_paired_vs_pairs_seeds_and_skips_runs_without_files(tmp_path):
     assert out.loc[("MDE", "ndcg@20"), "delta_pct"] == pytest.approx(10.0, abs=1e-4)
     assert read_per_user(tmp_path / "old/seed0/metrics.json") is None
     runs.loc[len(runs)] = {**_run(tmp_path, "Sides", 2, 1.0)}  # no ES run at seed 2
-    missing = unpaired(runs).set_index("method")["reason"]
-    assert missing.to_dict() == {"PEP": "no per-user test values (a record from before 2026-12-04)",
-                                 "Sides": "no ES run at the same seed"}
+    native = {**_run(tmp_path, "ESAPN", 0, 1.0), "budget": "native"}  # ES has no native budget
+    missing = unpaired(pd.concat([runs, pd.DataFrame([native])], ignore_index=True))
+    assert missing.set_index("method")["reason"].to_dict() == {
+        "PEP": "no per-user test values (a record from before 2026-12-04)",
+        "Sides": "no ES run at the same seed",
+        "ESAPN": "ES not run at this budget: no difference to show"}
     table, lines = interval_report(runs)  # what Table 1 and the fidelity page show
     mr = table.reset_index().set_index("method").loc["MR"]
     assert mr["seeds"] == 2 and mr["recall@20"].startswith("-10.0 (")

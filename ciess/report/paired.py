@@ -52,10 +52,13 @@ def runs_frame(metric_files) -> pd.DataFrame:
 
 NO_PER_USER = "no per-user test values (a record from before 2026-12-04)"
 NO_SHARED_SEED = "no {reference} run at the same seed"
+NO_REFERENCE = "{reference} not run at this budget: no difference to show"
 
 
 def _pairing(mine: pd.DataFrame, ref: pd.DataFrame):
     """(seeds, our per-user values, the reference's) of one cell, or (seeds, None, reason)."""
+    if ref.empty:  # e.g. a native budget, or a block whose reference did not run
+        return [], None, NO_REFERENCE
     seeds = sorted(set(mine["seed"]) & set(ref["seed"]))
     if not seeds:
         return seeds, None, NO_SHARED_SEED

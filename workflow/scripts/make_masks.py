@@ -15,6 +15,8 @@ ctx = MethodContext(
     init_state_path=Path(sm.output.init_state) if "init_state" in sm.output.keys() else None,
     log=log,
 )
+log.info("%s on %s / %s, seed %s: budgets %s (the rule's time and cost start here)",
+         sm.params.method, sm.wildcards.dataset, ctx.model, ctx.seed, sm.params.budgets)
 masks = run_method(sm.params.method, ctx, sm.params.budgets, sm.params.module)
 for (budget, mask, acct), path in zip(masks, sm.output.masks):
     save_mask(path, mask, ctx.split.n_users, ctx.split.n_items)

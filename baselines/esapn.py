@@ -210,7 +210,7 @@ class ESAPNSearch:
         for w, ids in (("user", u.cpu().numpy()), ("item", i.cpu().numpy())):
             ents, mean_loss = _per_entity_mean(ids, losses)
             self.state[w].record(ents, mean_loss)
-        return float(loss)
+        return loss.item()
 
     def run(self) -> None:
         split = self.ctx.split

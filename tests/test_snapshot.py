@@ -338,3 +338,29 @@ def test_snapshot_redacts_the_mirror_a_run_fetched_from_without_the_environment(
     snap.make_snapshot(results, out)
     copied = (out / "data/toy/source/provenance.json").read_text()
     assert "<mirror>/toy/ratings.tsv" in copied and str(mirror) not in copied
+
+
+def test_a_native_row_far_from_the_papers_sparsity_gets_no_delta():
+    """ESAPN natively at 6% sparsity is not the paper's 72% cell: no Δ% in the snapshot's table
+    nor in this run's (both sparsities stay); at 70% it is the same cell."""
+    from ciess.report.reports import beside_paper
+
+    paper = pd.DataFrame([{"table": "table1", "dataset": "ml-1m", "model": "LightGCN",
+                           "method": "ESAPN", "target_sparsity": None, "achieved_sparsity": 0.72,
+                           "noise": None, "random_walk": None, "metric": "recall@20",
+                           "value": 0.24, "note": None}])
+    for sparsity, has_delta in ((0.064, False), (0.70, True)):
+        rows = pd.DataFrame([{"dataset": "ml-1m", "model": "lightgcn", "method_label": "ESAPN",
+                              "budget": "native", "seed": 0, "protocol": "merge_fixed",
+                              "headline": True, "metric": "recall@20", "value": 0.23,
+                              "sparsity": sparsity, "best_step": 100, "profile": "reference"}])
+        wide = wide_beside_paper(rows, paper)
+        assert pd.notna(wide.loc[0, "R@20 Δ%"]) == has_delta
+        assert wide.loc[0, "R@20 paper"] == 0.24
+        summary = pd.DataFrame([{"dataset": "ml-1m", "model": "lightgcn", "method_label": "ESAPN",
+                                 "budget": "native", "metric": "recall@20", "noise": None,
+                                 "random_walk": None, "mean": 0.23, "std": float("nan"),
+                                 "sparsity": sparsity}])
+        merged = beside_paper(summary, paper, "table1")
+        assert pd.notna(merged.loc[0, "rel_diff"]) == has_delta
+        assert merged.loc[0, "paper_sparsity"] == 0.72

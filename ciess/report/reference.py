@@ -16,7 +16,7 @@ import pandas as pd
 from ciess.labels import DEFAULT_RECIPE, METHOD_ORDER
 from ciess.report.records import read_record
 from ciess.report.reports import (TABLE_METRICS, check_one_setting_per_cell, is_table_row, model_label,
-                                  paper_cells, run_columns)
+                                  paper_cells, run_columns, sparsity_mismatch)
 
 SHORT = {"recall@5": "R@5", "recall@20": "R@20", "ndcg@5": "N@5", "ndcg@20": "N@20"}
 
@@ -51,8 +51,12 @@ def reference_rows(metric_files) -> pd.DataFrame:
 
 
 def _paper_values(paper: pd.DataFrame) -> pd.DataFrame:
-    p = paper_cells(paper, "table1").rename(columns={"method": "method_label", "value": "paper"})
-    return p[["dataset", "model", "method_label", "budget", "metric", "paper"]].drop_duplicates(
+    p = paper_cells(paper, "table1").rename(columns={"method": "method_label", "value": "paper",
+                                                     "achieved_sparsity": "paper_sparsity"})
+    if "paper_sparsity" not in p:  # a table that prints no achieved sparsity
+        p["paper_sparsity"] = float("nan")
+    return p[["dataset", "model", "method_label", "budget", "metric", "paper",
+              "paper_sparsity"]].drop_duplicates(
         ["dataset", "model", "method_label", "budget", "metric"])
 
 
@@ -65,9 +69,12 @@ def wide_beside_paper(rows: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
     g = rows.groupby(keys + ["metric"], dropna=False)
     ours = g["value"].mean().rename("ours").reset_index()
     ours["seeds"] = g["value"].count().to_numpy()
+    ours["our_sparsity"] = g["sparsity"].mean().to_numpy()
     merged = ours.merge(_paper_values(paper), on=["dataset", "model", "method_label", "budget",
                                                   "metric"], how="left")
     merged["delta_pct"] = 100 * (merged["ours"] - merged["paper"]) / merged["paper"]
+    off = sparsity_mismatch(merged["budget"], merged["our_sparsity"], merged["paper_sparsity"])
+    merged.loc[off, "delta_pct"] = float("nan")  # a different model than the paper's cell
     wide = merged.set_index(keys + ["metric"])[["ours", "paper", "delta_pct"]].unstack("metric")
     out = pd.DataFrame(index=wide.index)
     for metric in TABLE_METRICS:

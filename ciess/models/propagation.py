@@ -42,9 +42,8 @@ class SparseProduct(torch.autograd.Function):
         return None, None, grad_x
 
 
-def normalized_adjacency_scipy(train: sp.csr_matrix) -> sp.csr_matrix:
-    """D^-1/2 A D^-1/2 of the user-item bipartite graph (users first), as RecBole's
-    ``get_norm_adj_mat`` computes it: sorted CSR, float32."""
+def bipartite_adjacency_scipy(train: sp.csr_matrix) -> sp.csr_matrix:
+    """A, the 0/1 adjacency of the user-item bipartite graph (users first), float32 CSR."""
     n_users, n_items = train.shape
     coo = train.tocoo()
     rows = np.concatenate([coo.row, coo.col + n_users])
@@ -52,6 +51,13 @@ def normalized_adjacency_scipy(train: sp.csr_matrix) -> sp.csr_matrix:
     n = n_users + n_items
     a = sp.coo_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, n)).tocsr()
     a.data[:] = 1.0
+    return a
+
+
+def normalized_adjacency_scipy(train: sp.csr_matrix) -> sp.csr_matrix:
+    """D^-1/2 A D^-1/2 of the user-item bipartite graph (users first), as RecBole's
+    ``get_norm_adj_mat`` computes it: sorted CSR, float32."""
+    a = bipartite_adjacency_scipy(train)
     deg = np.asarray((a > 0).sum(axis=1)).ravel() + 1e-7
     d = sp.diags(np.power(deg, -0.5))
     lap = (d @ a @ d).tocsr().astype(np.float32)
@@ -63,10 +69,8 @@ def row_normalized_with_self_loops_scipy(train: sp.csr_matrix) -> sp.csr_matrix:
     """D^-1 (A + I) of the user-item bipartite graph (users first), D the row sums of A + I:
     the NGCF propagation matrix of the CIESS authors' code (``ImplicitCF.create_norm_adj_mat``
     for ``ngcf``). Its pattern is symmetric, its values are not."""
-    n = sum(train.shape)
-    a = normalized_adjacency_scipy(train)  # for its pattern only
-    a.data[:] = 1.0
-    a = (a + sp.eye(n, dtype=np.float32, format="csr")).tocsr()
+    a = bipartite_adjacency_scipy(train)
+    a = (a + sp.eye(a.shape[0], dtype=np.float32, format="csr")).tocsr()
     inv = 1.0 / np.asarray(a.sum(axis=1)).ravel()
     p = (sp.diags(inv.astype(np.float32)) @ a).tocsr().astype(np.float32)
     p.sort_indices()
@@ -104,8 +108,12 @@ class Adjacency(torch.nn.Module):
         index = np.int32 if lap.nnz < 2 ** 31 - 1 else np.int64
         for name, array in (("crow", lap.indptr.astype(index)),
                             ("col", lap.indices.astype(index)),
-                            ("values", lap.data.astype(np.float32)), ("transpose_order", order)):
-            self.register_buffer(name, torch.from_numpy(np.ascontiguousarray(array)),
+                            ("values", lap.data.astype(np.float32)), ("transpose_order", order),
+                            # Aᵀ's values in the same slots, once (None: A is its own transpose)
+                            ("values_t", None if self.symmetric
+                             else lap.data.astype(np.float32)[order])):
+            self.register_buffer(name, None if array is None
+                                 else torch.from_numpy(np.ascontiguousarray(array)),
                                  persistent=False)
 
     @classmethod
@@ -124,7 +132,7 @@ class Adjacency(torch.nn.Module):
     def operands(self, dropout: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         if not dropout:
             a = self.csr()
-            return (a, a) if self.symmetric else (a, self.csr(self.values[self.transpose_order]))
+            return (a, a) if self.symmetric else (a, self.csr(self.values_t))
         keep = 1.0 - dropout
         kept = torch.rand(self.values.shape, device=self.values.device) < keep
         values = self.values * kept / keep

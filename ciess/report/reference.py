@@ -216,7 +216,8 @@ def reproduction_summary(rows: pd.DataFrame, wide: pd.DataFrame, paper: pd.DataF
         printed = printed[(printed["dataset"] == dataset) & (printed["model"] == model)]
         missing = sorted(set(printed["method"]) - set(sub["method_label"]))
         if missing:
-            lines.append(f"- Not run in this snapshot (the paper prints them): {', '.join(missing)}")
+            lines.append(f"- Not run in this snapshot (the paper prints them): {', '.join(missing)} "
+                         "(why, with what it would cost: Table 1's coverage section)")
     spans = prov.get("rule_logs", {})
     hours = sum(v["seconds"] for v in spans.values()) / 3600
     lines.append(f"\nCompute: {hours:.1f} h of rule time in all ({len(spans)} rule logs, jobs "

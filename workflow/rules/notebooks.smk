@@ -34,7 +34,7 @@ def reference_snapshots():
 def reference_inputs():
     from pathlib import Path
 
-    out = []
+    out = [NOT_RUN_YAML] if Path(NOT_RUN_YAML).exists() else []
     for snap in reference_snapshots():
         out.append(f"{snap}/provenance.json")
         out += sorted(str(p) for p in Path(snap).rglob("runs/**/metrics.json"))
@@ -65,6 +65,7 @@ NOTEBOOKS = {
         "params": lambda input: {
             **reference_params(input),
             "provenance_csv": input.data[1],
+            "not_run_yaml": NOT_RUN_YAML,
         },
     },
     "table2": {

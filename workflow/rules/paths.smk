@@ -39,5 +39,6 @@ def repo_path(relative):
 
 
 PAPER_CSV = repo_path("notebooks/reference/paper_results.csv")
+NOT_RUN_YAML = repo_path("results/reference/not_run.yaml")  # why a printed cell is not shipped
 RESULTS_CSV = "results/tables/results.csv"
 PROVENANCE_CSV = "results/tables/provenance.csv"

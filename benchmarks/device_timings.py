@@ -5,7 +5,8 @@ model trained for the paper's 5 epochs, evaluated, and the TD3 agents updated).
     python benchmarks/device_timings.py --manifest results/data/ml-1m/split/manifest.json \
         --device cuda --out timings.json
 
-Used by benchmarks/gpu_reference.sh; runs anywhere (``--device cpu``).
+On the CPU, ``--threads 1 --model ngcf`` gives one core's unit costs of another base model
+(docs/reference_profile.md prices the runs a CPU cannot afford with them). Used by benchmarks/gpu_reference.sh; runs anywhere (``--device cpu``).
 """
 from __future__ import annotations
 
@@ -83,10 +84,15 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--model", default="lightgcn")
     p.add_argument("--search-epochs", type=float, default=5.0, help="CIESS per-iteration budget")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: torch's own choice)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     result = measure(args.manifest, device, args.model, args.search_epochs)
+    result["threads"] = torch.get_num_threads()
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
 

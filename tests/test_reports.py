@@ -534,3 +534,34 @@ def test_rows_run_with_other_method_settings_than_the_paper_profile_are_named(tm
     assert gap_lines(records, paper) == [
         "- CIESS (paper) (c80): episodes 20 (paper profile 30)",
         f"- PEP (c90): max_steps 1000 (paper profile {paper['methods']['pep']['params']['max_steps']})"]
+
+
+def test_saved_figures_are_palette_pngs_that_look_like_the_plot(tmp_path):
+    """save_figure writes a 256-colour PNG (a third of the size) and the PDF beside it; the
+    palette keeps every pixel close to matplotlib's own rendering."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+
+    from ciess.report.plotting import save_figure
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    for k in range(6):
+        ax.plot(np.arange(50), np.sin(np.arange(50) / (k + 2)), label=f"line {k}")
+    ax.legend()
+    direct = tmp_path / "direct.png"
+    fig.savefig(direct, dpi=150, bbox_inches="tight")
+    png = tmp_path / "fig.png"
+    save_figure(fig, png, profile="reference")
+    assert (tmp_path / "fig.pdf").stat().st_size > 0
+    with Image.open(png) as saved:
+        assert saved.mode == "P"
+        ours = np.asarray(saved.convert("RGB"), dtype=float)
+    with Image.open(direct) as image:
+        reference = np.asarray(image.convert("RGB"), dtype=float)
+    assert ours.shape[1] == reference.shape[1]
+    rows = min(ours.shape[0], reference.shape[0])  # the banner adds rows at the top
+    assert np.abs(ours[-rows:] - reference[-rows:]).mean() < 3  # of 255, per channel
+    plt.close(fig)

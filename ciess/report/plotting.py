@@ -1,5 +1,5 @@
 """One look for every figure of the suite: theme, one colour per method, the profile banner,
-and saving as PNG (``PNG_DPI``) and PDF beside it."""
+and saving as PNG (``PNG_DPI``, a 256-colour palette) and PDF beside it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,8 +41,24 @@ PNG_DPI = 150  # sharp on screen and in print; the PDF beside it is the vector c
 
 
 def save_figure(fig, png: str | Path, profile: str | None = None) -> None:
-    """Subtitle with the profile, then PNG (``PNG_DPI``) and PDF beside it."""
+    """Subtitle with the profile (if given), then PNG (``PNG_DPI``, 256-colour palette) and PDF
+    beside it."""
     if profile is not None:
         fig.suptitle(banner(profile), fontsize=9, color="0.3", y=1.0)
     fig.savefig(png, dpi=PNG_DPI, bbox_inches="tight")
+    to_palette_png(png)
     fig.savefig(Path(png).with_suffix(".pdf"), bbox_inches="tight")
+
+
+def to_palette_png(png: str | Path) -> None:
+    """Rewrite a PNG with a 256-colour palette (over white, no dithering): a plot's flat colours
+    and antialiased edges survive, the file is about a third (the CIESS search figure: 1.34 to
+    0.44 MB), which keeps the shipped snapshots small."""
+    from PIL import Image
+
+    with Image.open(png) as image:
+        rgba = image.convert("RGBA")
+    flat = Image.new("RGBA", rgba.size, "white")
+    flat.alpha_composite(rgba)
+    flat.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT,
+                                 dither=Image.Dither.NONE).save(png, optimize=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ciess.report.coverage import load_not_run, table1_coverage, unexplained
+from ciess.report.coverage import load_not_run, reason_lines, table1_coverage, unexplained
 from ciess.report.reference import reference_rows, snapshot_runs
 from conftest import REPO
 
@@ -94,3 +94,11 @@ def test_the_shipped_snapshots_leave_no_printed_ml1m_method_unexplained():
     contradicted = explained.merge(shipped.assign(model=shipped["model"].str.lower()),
                                    on=["dataset", "model", "method"])
     assert contradicted.empty, contradicted[["model", "method"]].to_string()
+
+
+def test_a_reason_shared_by_several_methods_is_printed_once():
+    cov = pd.DataFrame([
+        {"dataset": "ml-1m", "model": "NGCF", "method": m, "status": "not run", "reason": "cost"}
+        for m in ("ES", "PEP")] + [
+        {"dataset": "ml-1m", "model": "NGCF", "method": "MR", "status": "shipped", "reason": ""}])
+    assert reason_lines(cov) == ["- ml-1m × NGCF: ES, PEP (not run): cost"]

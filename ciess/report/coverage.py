@@ -124,3 +124,14 @@ def _sparsity_note(g: pd.DataFrame) -> str:
 def unexplained(coverage: pd.DataFrame) -> pd.DataFrame:
     """Printed cells that are neither shipped nor given a reason."""
     return coverage[coverage["status"].str.startswith("missing")]
+
+
+def reason_lines(coverage: pd.DataFrame) -> list[str]:
+    """One Markdown bullet per (dataset, model, status, reason) shared by several methods, so a
+    long measured reason is printed once: "- ml-1m × NGCF: ES, PEP (not run): <reason>"."""
+    noted = coverage[coverage["reason"] != ""]
+    lines = []
+    for (dataset, model, status, reason), g in noted.groupby(
+            ["dataset", "model", "status", "reason"], sort=False):
+        lines.append(f"- {dataset} × {model}: {', '.join(g['method'])} ({status}): {reason}")
+    return lines

@@ -11,7 +11,9 @@ without validation (ES, MR) does. The only validation use common to all is early
 Each mask is trained once through the shared loop (train split, early stopping on validation)
 and scored both ways. Variants of a sizes mask isolate *which* part carries the fit:
 ``popularity`` gives the same multiset of sizes (per side) to entities in order of training
-popularity (largest to the most frequent), ``shuffled`` in a seeded random order.
+popularity (largest to the most frequent), ``shuffled`` in a seeded random order; for a model
+with several tables, ``tables_even`` keeps each entity's number of entries and spreads them evenly
+over its tables (``--model neumf``).
 
     python -m ciess.heldout_symmetry results/data/ml-1m/split/manifest.json OUT.csv \\
         --profile config/reference.yaml --mask es-c90=PATH --mask ciess-c90=PATH \\
@@ -32,20 +34,23 @@ import pandas as pd
 
 from ciess.evaluate import evaluate
 from ciess.io import atomic_path
-from ciess.masks import Mask, account, load_mask, sizes_mask
+from ciess.masks import Mask, account, elements_mask, load_mask, sizes_mask
 from ciess.profiles import load_profile
 from ciess.data.read_split import SplitData, load_split
 from ciess.train import TrainSettings, initial_model, resolve_device, train_model
 
 log = logging.getLogger(__name__)
-VARIANTS = ("as_is", "popularity", "shuffled")
+VARIANTS = ("as_is", "popularity", "shuffled", "tables_even")
 REPORTED = ("avg", "recall@20", "ndcg@20")
 
 
 def rearranged(mask: Mask, variant: str, split: SplitData, seed: int) -> Mask:
-    """The mask itself, or its sizes (per side) re-assigned by popularity or at random."""
+    """The mask itself, its sizes (per side) re-assigned by popularity or at random, or
+    (``tables_even``) a per-table mask's entries per entity spread evenly over its tables."""
     if variant == "as_is":
         return mask
+    if variant == "tables_even":
+        return tables_even(mask)
     if mask.kind != "sizes":
         raise ValueError(f"variant {variant!r} needs a sizes mask, got {mask.kind}")
     if variant not in VARIANTS:
@@ -62,6 +67,21 @@ def rearranged(mask: Mask, variant: str, split: SplitData, seed: int) -> Mask:
         new[order] = ordered
         out[side] = new
     return sizes_mask(out["user"], out["item"], **{**mask.meta, "rearranged": variant})
+
+
+def tables_even(mask: Mask) -> Mask:
+    """The same number of entries per entity, as equal prefixes of each of its tables
+    (remainders to the first tables): does it matter *which* table a search gave them to? A
+    NeuMF PEP mask keeps GMF entries and prunes the MLP tables (docs/baselines.md §4.6)."""
+    if not mask.per_table:
+        raise ValueError(f"variant 'tables_even' needs a per-table elements mask, got {mask.kind}"
+                         f"{'' if mask.kind != 'elements' else ' with one matrix for all tables'}")
+    out = {}
+    for side, m in (("user", mask.user), ("item", mask.item)):
+        n_tables, total = m.shape[0], m.sum(axis=(0, 2))
+        per = np.stack([(total + n_tables - 1 - k) // n_tables for k in range(n_tables)])
+        out[side] = np.arange(m.shape[2])[None, None, :] < per[:, :, None]
+    return elements_mask(out["user"], out["item"], **{**mask.meta, "rearranged": "tables_even"})
 
 
 def symmetric_scores(split: SplitData, model_name: str, mask: Mask, seed: int,

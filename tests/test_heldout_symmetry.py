@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from ciess import heldout_symmetry as hs
-from ciess.masks import count_params, save_mask, sizes_mask
+from ciess.masks import count_params, elements_mask, save_mask, sizes_mask
 from ciess.train import TrainSettings
 from helpers import random_split
 
@@ -29,6 +30,23 @@ def test_popularity_variant_gives_the_largest_sizes_to_the_most_frequent_entitie
     order = np.argsort(-pop["item"], kind="stable")
     assert (np.diff(by_pop.item[order].astype(int)) <= 0).all()
     assert hs.rearranged(mask, "as_is", split, 0) is mask
+
+
+def test_tables_even_keeps_each_entitys_entries_and_splits_them_over_its_tables():
+    split = random_split(n_users=50, n_items=40, per_user=10, seed=1)
+    rng = np.random.default_rng(0)
+    user = rng.random((2, 50, 128)) < np.linspace(0.05, 0.9, 2)[:, None, None]  # table 2 fuller
+    item = rng.random((2, 40, 128)) < 0.3
+    mask = elements_mask(user, item)
+    even = hs.rearranged(mask, "tables_even", split, seed=0)
+    for old, new in ((mask.user, even.user), (mask.item, even.item)):
+        assert (new.sum(axis=(0, 2)) == old.sum(axis=(0, 2))).all()  # per entity, same entries
+        sizes = new.sum(axis=2)
+        assert (np.abs(sizes[0] - sizes[1]) <= 1).all() and (sizes[0] >= sizes[1]).all()
+        assert (new == (np.arange(128) < sizes[..., None])).all()  # prefixes
+    assert count_params(even, n_tables=2) == count_params(mask, n_tables=2)
+    with pytest.raises(ValueError, match="per-table elements mask"):
+        hs.rearranged(sizes_mask(np.ones(50), np.ones(40)), "tables_even", split, seed=0)
 
 
 def test_symmetric_scores_exclude_the_other_part(monkeypatch):

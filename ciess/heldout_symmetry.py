@@ -72,7 +72,8 @@ def rearranged(mask: Mask, variant: str, split: SplitData, seed: int) -> Mask:
 def tables_even(mask: Mask) -> Mask:
     """The same number of entries per entity, as equal prefixes of each of its tables
     (remainders to the first tables): does it matter *which* table a search gave them to? A
-    NeuMF PEP mask keeps GMF entries and prunes the MLP tables (docs/baselines.md §4.6)."""
+    NeuMF PEP mask keeps GMF entries and prunes the MLP tables (docs/baselines.md §4, "PEP on
+    NeuMF")."""
     if not mask.per_table:
         raise ValueError(f"variant 'tables_even' needs a per-table elements mask, got {mask.kind}"
                          f"{'' if mask.kind != 'elements' else ' with one matrix for all tables'}")

@@ -6,7 +6,8 @@ model trained for the paper's 5 epochs, evaluated, and the TD3 agents updated).
         --device cuda --out timings.json
 
 On the CPU, ``--threads 1 --model ngcf`` gives one core's unit costs of another base model
-(docs/reference_profile.md prices the runs a CPU cannot afford with them). Used by benchmarks/gpu_reference.sh; runs anywhere (``--device cpu``).
+(docs/reference_profile.md prices the runs a CPU cannot afford with them). Used by
+benchmarks/gpu_reference.sh; runs anywhere (``--device cpu``).
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ sparsity than the paper's does not), on how many seeds, and a status:
 - ``partial``: some budgets are missing (the reason, where recorded, says why);
 - ``not run`` / ``not reached``: no cell, with the measured reason recorded in the
   repository's ``results/reference/not_run.yaml``;
-- ``missing: no reason recorded``: no cell and no reason; ``tests/test_snapshot.py`` fails on it
+- ``missing: no reason recorded``: no cell and no reason; ``tests/test_coverage.py`` fails on it
   for the shipped snapshots, so nothing disappears from Table 1 silently.
 
 ``not_run.yaml`` is a list of entries ``{dataset, model, methods: [...], status, reason}``; a
@@ -27,6 +27,7 @@ from ciess.report.reports import model_label, paper_cells, sparsity_mismatch
 
 NOT_RUN_STATUSES = ("not run", "not reached")
 NOT_RUN_KEYS = {"dataset", "model", "methods", "status", "reason"}
+REASON_COLUMNS = ["dataset", "model", "method", "status", "reason"]
 COLUMNS = ["dataset", "model", "method", "paper cells", "our cells", "with Δ%", "seeds",
            "status", "reason"]
 
@@ -36,7 +37,7 @@ def load_not_run(path: str | Path) -> pd.DataFrame:
     and the entry for anything malformed."""
     path = Path(path)
     if not path.exists():
-        return pd.DataFrame(columns=["dataset", "model", "method", "status", "reason"])
+        return pd.DataFrame(columns=REASON_COLUMNS)
     entries = yaml.safe_load(path.read_text()) or []
     if not isinstance(entries, list):
         raise ValueError(f"{path}: expected a list of entries, got {type(entries).__name__}")
@@ -58,7 +59,7 @@ def load_not_run(path: str | Path) -> pd.DataFrame:
             rows.append({"dataset": entry["dataset"], "model": str(entry["model"]).lower(),
                          "method": method, "status": entry["status"],
                          "reason": " ".join(str(entry["reason"]).split())})
-    out = pd.DataFrame(rows, columns=["dataset", "model", "method", "status", "reason"])
+    out = pd.DataFrame(rows, columns=REASON_COLUMNS)
     twice = out[out.duplicated(["dataset", "model", "method"], keep=False)]
     if len(twice):
         first = twice.iloc[0]
@@ -122,7 +123,7 @@ def _sparsity_note(g: pd.DataFrame) -> str:
 
 
 def unexplained(coverage: pd.DataFrame) -> pd.DataFrame:
-    """Printed cells that are neither shipped nor given a reason."""
+    """The printed methods that are neither shipped (in part or whole) nor given a reason."""
     return coverage[coverage["status"].str.startswith("missing")]
 
 

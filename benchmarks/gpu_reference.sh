@@ -30,8 +30,8 @@ case "$MODE" in
          T_TESTS=90; T_DATA=60; T_TIMINGS=90; T_FIRST=120; T_REST=90
          SEARCH_EPOCHS=5
          MODE_KEYS="ciess: {episodes: 3, iterations: 5, budget: {unit: epochs, value: 5}}";;
-  smoke) DEVICE=cpu; DATASET=ml-100k
-         T_TESTS=300; T_DATA=300; T_TIMINGS=300; T_FIRST=300; T_REST=300
+  smoke) DEVICE=cpu; DATASET=ml-100k    # T_REST short: the step only has to run and be cut
+         T_TESTS=300; T_DATA=300; T_TIMINGS=300; T_FIRST=300; T_REST=30   # (300 cost 5 min a test run)
          SEARCH_EPOCHS=0.5
          MODE_KEYS="train: {eval_every: 10, patience: 2, max_batches: 30}
 ciess: {episodes: 1, iterations: 2, budget: {unit: batches, value: 2}}

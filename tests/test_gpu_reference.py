@@ -16,6 +16,7 @@ def test_gpu_reference_script_smoke_run_on_cpu(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "tests exit 0" in steps and "timings exit 0" in steps, steps
     assert "Full + ES exit 0" in steps and "snapshot exit 0" in steps, steps
+    assert "rest exit 0" in steps or "rest exit 124" in steps, steps  # ran, or was cut at its limit
     assert (out / "nvidia-smi.txt").exists() and "passed" in (out / "tests.log").read_text()
     timings = json.loads((out / "timings.json").read_text())
     assert timings["device"] == "cpu" and timings["epoch_s"] > 0 and timings["eval_s"] > 0

@@ -364,7 +364,7 @@ def test_trajectory_reads_a_running_searchs_job_log(tmp_path):
 # ------------------------------------------------------------------------------ resumable search
 def test_a_stopped_search_resumes_to_the_same_log_and_masks(tmp_path, monkeypatch):
     from ciess.search.env import SizeSearchEnv
-    from ciess.search.search import run_search
+    from ciess.search.search import RESTORED_BEGIN, RESTORED_END, run_search
     from ciess.train import TrainSettings
     from helpers import random_split
 
@@ -392,11 +392,17 @@ def test_a_stopped_search_resumes_to_the_same_log_and_masks(tmp_path, monkeypatc
         return real_step(u, i, episode, iteration)
 
     monkeypatch.setattr(env, "step", stop_in_episode_3)
+    rule_log = tmp_path / "seed0.log"
+    rule_log.write_text("2026-01-01 00:00:00 INFO first attempt: episode 1 and 2\n")
     with pytest.raises(KeyboardInterrupt):
-        run_search(env, cfg, 0, {"seed": 0}, ckpt)
+        run_search(env, cfg, 0, {"seed": 0}, ckpt, rule_log)
     assert ckpt.exists() and calls == [1, 1, 2, 2, 3]
+    rule_log.write_text("2026-01-02 00:00:00 INFO second attempt\n")  # Snakemake began afresh
     env, cfg, _ = search()
-    resumed = run_search(env, cfg, 0, {"seed": 0}, ckpt)
+    resumed = run_search(env, cfg, 0, {"seed": 0}, ckpt, rule_log)
+    text = rule_log.read_text()  # the first attempt's lines came back, marked, after the header
+    assert text.index("second attempt") < text.index(RESTORED_BEGIN) \
+        < text.index("first attempt: episode 1 and 2") < text.index(RESTORED_END)
     pd.testing.assert_frame_equal(resumed.log.drop(columns=timing),
                                   whole.log.drop(columns=timing))
     assert (resumed.user_sizes == whole.user_sizes).all()

@@ -156,12 +156,16 @@ def search_fingerprint(env: SizeSearchEnv, cfg: SearchSettings, seed: int, label
 
 
 def save_checkpoint(path: Path, fingerprint: str, episode: int, rows: list, all_u: list,
-                    all_i: list, agents: dict, rng: np.random.Generator) -> None:
+                    all_i: list, agents: dict, rng: np.random.Generator,
+                    rule_log: Path | None = None) -> None:
     """The search's whole state after ``episode`` (docs/ciess.md §14): resuming from it gives
-    the same log and masks as a search that was never stopped (tested)."""
+    the same log and masks as a search that was never stopped (tested). With ``rule_log``, the
+    log's text so far goes in too: Snakemake deletes a job's log before it reruns the job, and
+    the resumed search writes it back (``restore_rule_log``)."""
     from ciess.io import atomic_path
 
-    state = {"fingerprint": fingerprint, "episode": episode, "rows": rows,
+    log_text = rule_log.read_text(errors="replace") if rule_log and rule_log.exists() else ""
+    state = {"fingerprint": fingerprint, "episode": episode, "rows": rows, "log_text": log_text,
              "user_sizes": all_u, "item_sizes": all_i,
              "agents": {w: a.state_dict() for w, a in agents.items()},
              "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
@@ -181,10 +185,25 @@ def load_checkpoint(path: Path, fingerprint: str) -> dict | None:
     return state
 
 
+RESTORED_BEGIN = "---- the earlier attempt's log, restored from the checkpoint ----"
+RESTORED_END = "---- end of the earlier attempt's log; this attempt goes on below ----"
+
+
+def restore_rule_log(rule_log: Path, text: str) -> None:
+    """Append an earlier attempt's log (saved in the checkpoint) to this attempt's ``rule_log``,
+    between two marker lines; its lines keep their own time stamps."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    with open(rule_log, "a") as fh:
+        fh.write(f"{RESTORED_BEGIN}\n{text.rstrip()}\n{RESTORED_END}\n")
+
+
 def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict,
-               checkpoint: Path | None = None) -> SearchOutput:
+               checkpoint: Path | None = None, rule_log: Path | None = None) -> SearchOutput:
     """The search; with ``checkpoint``, its state is saved after every episode and a search
-    stopped part-way resumes after its last finished episode."""
+    stopped part-way resumes after its last finished episode. With ``rule_log`` (the job's log
+    file), the log of the attempts before a resume is kept: saved in the checkpoint and written
+    back into the log on resuming."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     nu, ni = env.split.n_users, env.split.n_items
@@ -210,6 +229,8 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict,
         np.random.set_state(saved["numpy_global"])
         random.setstate(saved["python_random"])
         first = saved["episode"] + 1
+        if rule_log and saved.get("log_text"):
+            restore_rule_log(Path(rule_log), saved["log_text"])
         log.info("resuming after episode %d of %d (%s)", saved["episode"], cfg.episodes,
                  checkpoint)
     t_start, done_at_start = time.perf_counter(), (first - 1) * cfg.iterations
@@ -272,8 +293,10 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict,
                      row["mean_reward_user"], row["mean_reward_item"], step.t_train,
                      step.t_eval, t_rl, eta_text(left))
         if checkpoint:
+            for handler in logging.getLogger().handlers:
+                handler.flush()
             save_checkpoint(Path(checkpoint), fingerprint, episode, rows, all_u, all_i, agents,
-                            rng)
+                            rng, Path(rule_log) if rule_log else None)
     return SearchOutput(pd.DataFrame(rows), np.stack(all_u), np.stack(all_i))
 
 

@@ -30,8 +30,9 @@ labels = {"dataset": split.name, "model": wc.model, "seed": int(wc.seed), "lambd
           "search_holdout": holdout,
           "budget_unit": ciess["budget"]["unit"], "budget_value": ciess["budget"]["value"],
           "reward_quality": ciess["reward"]["quality"], "reward_memory": ciess["reward"]["memory"]}
-# resume.pt: the search's state after each episode; a stopped search resumes from it
+# resume.pt: the search's state after each episode (and this job's log so far: Snakemake deletes
+# the log before it reruns a job); a stopped search resumes from it, its log restored
 checkpoint = Path(sm.output.log_csv).with_name("resume.pt")
-write_search(run_search(env, settings, int(wc.seed), labels, checkpoint), sm.output.log_csv,
-             sm.output.masks, log)
+write_search(run_search(env, settings, int(wc.seed), labels, checkpoint, Path(sm.log[0])),
+             sm.output.log_csv, sm.output.masks, log)
 checkpoint.unlink(missing_ok=True)

@@ -40,13 +40,14 @@ from ciess.data.read_split import SplitData, load_split
 from ciess.train import TrainSettings, initial_model, resolve_device, train_model
 
 log = logging.getLogger(__name__)
-VARIANTS = ("as_is", "popularity", "shuffled", "tables_even")
+VARIANTS = ("as_is", "popularity", "shuffled", "tables_even", "sides_even")
 REPORTED = ("avg", "recall@20", "ndcg@20")
 
 
 def rearranged(mask: Mask, variant: str, split: SplitData, seed: int) -> Mask:
-    """The mask itself, its sizes (per side) re-assigned by popularity or at random, or
-    (``tables_even``) a per-table mask's entries per entity spread evenly over its tables."""
+    """The mask itself, its sizes (per side) re-assigned by popularity or at random,
+    (``tables_even``) a per-table mask's entries per entity spread evenly over its tables, or
+    (``sides_even``) each side's entries spread evenly over its entities."""
     if variant == "as_is":
         return mask
     if variant == "tables_even":
@@ -55,6 +56,8 @@ def rearranged(mask: Mask, variant: str, split: SplitData, seed: int) -> Mask:
         raise ValueError(f"variant {variant!r} needs a sizes mask, got {mask.kind}")
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if variant == "sides_even":
+        return sides_even(mask)
     pop, rng = split.popularity(), np.random.default_rng(seed)
     out = {}
     for side, sizes in (("user", mask.user), ("item", mask.item)):
@@ -67,6 +70,17 @@ def rearranged(mask: Mask, variant: str, split: SplitData, seed: int) -> Mask:
         new[order] = ordered
         out[side] = new
     return sizes_mask(out["user"], out["item"], **{**mask.meta, "rearranged": variant})
+
+
+def sides_even(mask: Mask) -> Mask:
+    """Every entity of a side at the side's mean size (its total kept exactly: the remainder
+    as one more dimension for the first entities): what a search's user/item split alone is
+    worth, without the spread of sizes within a side."""
+    out = {}
+    for side, sizes in (("user", mask.user), ("item", mask.item)):
+        total, n = int(sizes.astype(np.int64).sum()), len(sizes)
+        out[side] = np.full(n, total // n) + (np.arange(n) < total % n)
+    return sizes_mask(out["user"], out["item"], **{**mask.meta, "rearranged": "sides_even"})
 
 
 def tables_even(mask: Mask) -> Mask:

@@ -49,6 +49,18 @@ def test_tables_even_keeps_each_entitys_entries_and_splits_them_over_its_tables(
         hs.rearranged(sizes_mask(np.ones(50), np.ones(40)), "tables_even", split, seed=0)
 
 
+def test_sides_even_gives_each_side_its_mean_size_and_keeps_the_parameters():
+    split = random_split(n_users=50, n_items=40, per_user=10, seed=1)
+    rng = np.random.default_rng(0)
+    mask = sizes_mask(rng.integers(1, 60, 50), rng.integers(1, 9, 40))
+    even = hs.rearranged(mask, "sides_even", split, seed=0)
+    for old, new in ((mask.user, even.user), (mask.item, even.item)):
+        assert int(new.astype(int).sum()) == int(old.astype(int).sum())
+        assert new.max() - new.min() <= 1  # one size per side, up to the remainder
+    assert count_params(even, n_tables=2) == count_params(mask, n_tables=2)
+    assert even.meta["rearranged"] == "sides_even"
+
+
 def test_symmetric_scores_exclude_the_other_part(monkeypatch):
     split = random_split(n_users=40, n_items=30, per_user=12)
     calls = []

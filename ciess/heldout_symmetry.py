@@ -13,7 +13,8 @@ and scored both ways. Variants of a sizes mask isolate *which* part carries the 
 ``popularity`` gives the same multiset of sizes (per side) to entities in order of training
 popularity (largest to the most frequent), ``shuffled`` in a seeded random order; for a model
 with several tables, ``tables_even`` keeps each entity's number of entries and spreads them evenly
-over its tables (``--model neumf``).
+over its tables (``--model neumf``); ``sides_even`` gives every entity of a side the side's mean
+size (what the user/item split alone is worth).
 
     python -m ciess.heldout_symmetry results/data/ml-1m/split/manifest.json OUT.csv \\
         --profile config/reference.yaml --mask es-c90=PATH --mask ciess-c90=PATH \\

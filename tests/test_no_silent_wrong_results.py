@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -23,7 +24,7 @@ from ciess.masks import (MaskFileError, check_budget, load_mask, save_mask, size
 from ciess.models.registry import MODELS
 from ciess.report.records import RecordError, read_record
 from ciess.data.read_split import SplitMismatch, load_split
-from conftest import REPO
+from conftest import REPO, run_in_clone
 from ciess.profiles import load_profile
 
 import pandas as pd
@@ -315,8 +316,6 @@ def test_outputs_get_the_users_normal_mode(tmp_path):
 
 @pytest.mark.slow
 def test_failed_aggregation_keeps_the_previous_tables(minimal_clone, tmp_path):
-    import shutil
-    from conftest import run_in_clone
     work = tmp_path / "w"
     shutil.copytree(minimal_clone, work, symlinks=True)  # built, modification times kept
     args = ("results/tables/table1.csv", "--configfile", "minimal.yaml")

@@ -155,6 +155,12 @@ def search_fingerprint(env: SizeSearchEnv, cfg: SearchSettings, seed: int, label
                  sorted(env.train.__dict__.items())))
 
 
+def _flush_log_handlers() -> None:
+    """Write out what the logging handlers hold, before the rule log is read or appended to."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+
+
 def save_checkpoint(path: Path, fingerprint: str, episode: int, rows: list, all_u: list,
                     all_i: list, agents: dict, rng: np.random.Generator,
                     rule_log: Path | None = None) -> None:
@@ -164,7 +170,10 @@ def save_checkpoint(path: Path, fingerprint: str, episode: int, rows: list, all_
     the resumed search writes it back (``restore_rule_log``)."""
     from ciess.io import atomic_path
 
-    log_text = rule_log.read_text(errors="replace") if rule_log and rule_log.exists() else ""
+    log_text = ""
+    if rule_log and rule_log.exists():
+        _flush_log_handlers()
+        log_text = rule_log.read_text(errors="replace")
     state = {"fingerprint": fingerprint, "episode": episode, "rows": rows, "log_text": log_text,
              "user_sizes": all_u, "item_sizes": all_i,
              "agents": {w: a.state_dict() for w, a in agents.items()},
@@ -192,8 +201,7 @@ RESTORED_END = "---- end of the earlier attempt's log; this attempt goes on belo
 def restore_rule_log(rule_log: Path, text: str) -> None:
     """Append an earlier attempt's log (saved in the checkpoint) to this attempt's ``rule_log``,
     between two marker lines; its lines keep their own time stamps."""
-    for handler in logging.getLogger().handlers:
-        handler.flush()
+    _flush_log_handlers()
     with open(rule_log, "a") as fh:
         fh.write(f"{RESTORED_BEGIN}\n{text.rstrip()}\n{RESTORED_END}\n")
 
@@ -204,6 +212,7 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict,
     stopped part-way resumes after its last finished episode. With ``rule_log`` (the job's log
     file), the log of the attempts before a resume is kept: saved in the checkpoint and written
     back into the log on resuming."""
+    rule_log = Path(rule_log) if rule_log else None
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     nu, ni = env.split.n_users, env.split.n_items
@@ -230,7 +239,7 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict,
         random.setstate(saved["python_random"])
         first = saved["episode"] + 1
         if rule_log and saved.get("log_text"):
-            restore_rule_log(Path(rule_log), saved["log_text"])
+            restore_rule_log(rule_log, saved["log_text"])
         log.info("resuming after episode %d of %d (%s)", saved["episode"], cfg.episodes,
                  checkpoint)
     t_start, done_at_start = time.perf_counter(), (first - 1) * cfg.iterations
@@ -293,10 +302,8 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict,
                      row["mean_reward_user"], row["mean_reward_item"], step.t_train,
                      step.t_eval, t_rl, eta_text(left))
         if checkpoint:
-            for handler in logging.getLogger().handlers:
-                handler.flush()
             save_checkpoint(Path(checkpoint), fingerprint, episode, rows, all_u, all_i, agents,
-                            rng, Path(rule_log) if rule_log else None)
+                            rng, rule_log)
     return SearchOutput(pd.DataFrame(rows), np.stack(all_u), np.stack(all_i))
 
 

@@ -32,10 +32,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from ciess.evaluate import evaluate
 from ciess.io import atomic_path
 from ciess.masks import Mask, account, elements_mask, load_mask, sizes_mask
+from ciess.models.registry import model_spec
 from ciess.profiles import load_profile
 from ciess.data.read_split import SplitData, load_split
 from ciess.train import TrainSettings, initial_model, resolve_device, train_model
@@ -101,11 +103,14 @@ def tables_even(mask: Mask) -> Mask:
 
 
 def symmetric_scores(split: SplitData, model_name: str, mask: Mask, seed: int,
-                     settings: TrainSettings, tag: str = "") -> dict:
+                     settings: TrainSettings, tag: str = "",
+                     model_options: dict | None = None) -> dict:
     """Train on train (early stopping on validation); validation scored with the test items
-    excluded, test with the validation items excluded."""
+    excluded, test with the validation items excluded. ``model_options`` override the model's
+    defaults (``ciess/models/defaults/<model>.yaml``), as ``model_overrides`` do in a profile."""
     device = resolve_device(settings.device)
-    model = initial_model(model_name, split, split.train, mask, seed, device)
+    model = initial_model(model_name, split, split.train, mask, seed, device,
+                          model_overrides=model_options)
     outcome = train_model(model, split, settings, seed, tag=tag)
     kw = dict(batch_users=settings.eval_batch_users, device=device)
     valid = evaluate(model, split.train, split.valid, [split.test], **kw).means
@@ -117,6 +122,18 @@ def symmetric_scores(split: SplitData, model_name: str, mask: Mask, seed: int,
         row[f"valid_{m}"], row[f"test_{m}"] = valid[m], test[m]
     row["gap_avg_pct"] = 100 * (valid["avg"] - test["avg"]) / test["avg"]
     return row
+
+
+def parse_model_options(items: list[str]) -> dict:
+    """``KEY=VALUE`` strings as a dict, each value read as YAML (``0.1`` a float, ``authors`` a
+    string); a malformed item is refused by name."""
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--model-option {item!r}: expected KEY=VALUE")
+        options[key] = yaml.safe_load(value)
+    return options
 
 
 def train_settings(profile: Path | None) -> TrainSettings:
@@ -135,11 +152,19 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="lightgcn")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", type=Path, help="overlay profile whose train: block to use")
+    p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a model default (e.g. propagation=authors for NGCF); "
+                        "recorded in every row's model_options")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     split = load_split(args.manifest)
     settings = train_settings(args.profile)
     masks = dict(item.split("=", 1) for item in args.mask)
+    model_options = parse_model_options(args.model_option)
+    unknown = sorted(set(model_options) - set(model_spec(args.model).defaults))
+    if unknown:
+        raise SystemExit(f"--model-option {unknown}: not a parameter of model {args.model!r} "
+                         f"(its defaults: {sorted(model_spec(args.model).defaults)})")
     done = pd.read_csv(args.out) if args.out.exists() else pd.DataFrame()
     have = set(zip(done.get("label", []), done.get("variant", [])))
     jobs = [(label, path, v) for label, path in masks.items() for v in args.variants
@@ -148,8 +173,10 @@ def main(argv=None) -> int:
     for k, (label, path, variant) in enumerate(jobs, 1):
         mask = rearranged(load_mask(path, split.n_users, split.n_items), variant, split, args.seed)
         row = {"label": label, "variant": variant, "mask_file": str(path), "seed": args.seed,
+               "model": args.model, "model_options": yaml.safe_dump(model_options,
+                                                                    default_flow_style=True).strip(),
                **symmetric_scores(split, args.model, mask, args.seed, settings,
-                                  tag=f"[{label} {variant}] ")}
+                                  tag=f"[{label} {variant}] ", model_options=model_options)}
         done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
         with atomic_path(args.out) as tmp:
             done.to_csv(tmp, index=False)

@@ -95,3 +95,27 @@ def test_cli_appends_rows_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(hs, "symmetric_scores", lambda *a, **k: trained.append(1) or fake)
     assert hs.main(args + ["shuffled"]) == 0  # only the missing variant trains
     assert len(trained) == 1 and len(pd.read_csv(out)) == 3
+
+
+def test_model_options_reach_the_model_and_the_rows(tmp_path, monkeypatch):
+    split = random_split(n_users=40, n_items=30, per_user=12)
+    monkeypatch.setattr(hs, "load_split", lambda manifest: split)
+    monkeypatch.setattr(hs, "train_settings", lambda *a: TRAIN)
+    built = []
+    real = hs.initial_model
+    monkeypatch.setattr(hs, "initial_model",
+                        lambda *a, **k: built.append(real(*a, **k)) or built[-1])
+    path = tmp_path / "m.npz"
+    save_mask(path, sizes_mask(np.full(40, 8), np.full(30, 8)))
+    out = tmp_path / "sym.csv"
+    args = ["manifest.json", str(out), "--mask", f"x={path}", "--model", "ngcf"]
+    assert hs.main(args + ["--model-option", "propagation=authors",
+                           "--model-option", "node_dropout=0.0"]) == 0
+    assert built[0].propagation == "authors" and built[0].node_dropout == 0.0
+    row = pd.read_csv(out).iloc[0]
+    assert row["model"] == "ngcf"
+    assert row["model_options"] == "{node_dropout: 0.0, propagation: authors}"
+    with pytest.raises(SystemExit, match="propagaton.*not a parameter of model 'ngcf'"):
+        hs.main(args + ["--model-option", "propagaton=authors"])
+    with pytest.raises(SystemExit, match="expected KEY=VALUE"):
+        hs.main(args + ["--model-option", "authors"])

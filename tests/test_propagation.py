@@ -110,7 +110,8 @@ def test_ngcf_authors_propagation_equals_the_authors_equations():
     theirs = _authors_ngcf_reference(model, split.train)
     for x, y in zip(ours, theirs):
         torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-12)
-    recbole = build_model("ngcf", split.n_users, split.n_items, split.train, {}).double().eval()
+    recbole = build_model("ngcf", split.n_users, split.n_items, split.train,
+                          {"propagation": "recbole"}).double().eval()
     recbole.load_state_dict(model.state_dict())
     assert not torch.allclose(recbole.forward()[0], ours[0])  # a different function
 
@@ -130,7 +131,7 @@ def _float64_model(name, split, device, **overrides):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name,cls,overrides", [
     ("lightgcn", LightGCN, {}),
-    ("ngcf", NGCF, {"node_dropout": 0.0, "message_dropout": 0.0}),
+    ("ngcf", NGCF, {"node_dropout": 0.0, "message_dropout": 0.0, "propagation": "recbole"}),
 ])
 def test_graph_forward_and_gradients_equal_recboles_autograd(name, cls, overrides, device):
     split = random_split()
@@ -189,16 +190,17 @@ def _mixed_mask(split, widest):
                       rng.integers(0, widest + 1, split.n_items))
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name,overrides", [(name, {}) for name in sorted(MODELS)]
+                         + [("ngcf", {"propagation": "recbole"})])  # NGCF's other form
 @pytest.mark.parametrize("widest", [6, 25])
-def test_narrowed_model_computes_the_same_function(name, widest):
+def test_narrowed_model_computes_the_same_function(name, overrides, widest):
     split = random_split()
     mask = _mixed_mask(split, widest)
     models = []
     for narrow in (False, True):
         torch.manual_seed(0)
-        models.append(build_model(name, split.n_users, split.n_items, split.train, mask=mask,
-                                  narrow=narrow).double())  # float64: rounding stays far below
+        models.append(build_model(name, split.n_users, split.n_items, split.train, overrides,
+                                  mask=mask, narrow=narrow).double())  # float64: rounding stays far below
     wide, narrow = models
     assert narrow.table_widths() == [widest] * narrow.n_tables
     assert wide.table_widths() == [128] * wide.n_tables

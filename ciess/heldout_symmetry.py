@@ -20,7 +20,8 @@ size (what the user/item split alone is worth).
         --profile config/reference.yaml --mask es-c90=PATH --mask ciess-c90=PATH \\
         --variants as_is popularity shuffled
 
-Rows are appended to OUT.csv as they finish; a rerun skips the (mask, variant) pairs it holds.
+Rows are appended to OUT.csv as they finish; a rerun skips the (mask, variant) pairs it holds
+for the same model and --model-option values.
 """
 from __future__ import annotations
 
@@ -165,16 +166,19 @@ def main(argv=None) -> int:
     if unknown:
         raise SystemExit(f"--model-option {unknown}: not a parameter of model {args.model!r} "
                          f"(its defaults: {sorted(model_spec(args.model).defaults)})")
+    options_text = yaml.safe_dump(model_options, default_flow_style=True).strip()
     done = pd.read_csv(args.out) if args.out.exists() else pd.DataFrame()
-    have = set(zip(done.get("label", []), done.get("variant", [])))
+    # a row counts as done only for the same model and model options (rows written before these
+    # columns existed match nothing, so they are trained again rather than silently reused)
+    have = set(zip(*(done.get(c, pd.Series([None] * len(done), dtype=object))
+                     for c in ("label", "variant", "model", "model_options"))))
     jobs = [(label, path, v) for label, path in masks.items() for v in args.variants
-            if (label, v) not in have]
+            if (label, v, args.model, options_text) not in have]
     t0 = time.perf_counter()
     for k, (label, path, variant) in enumerate(jobs, 1):
         mask = rearranged(load_mask(path, split.n_users, split.n_items), variant, split, args.seed)
         row = {"label": label, "variant": variant, "mask_file": str(path), "seed": args.seed,
-               "model": args.model, "model_options": yaml.safe_dump(model_options,
-                                                                    default_flow_style=True).strip(),
+               "model": args.model, "model_options": options_text,
                **symmetric_scores(split, args.model, mask, args.seed, settings,
                                   tag=f"[{label} {variant}] ", model_options=model_options)}
         done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)

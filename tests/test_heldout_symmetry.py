@@ -115,6 +115,16 @@ def test_model_options_reach_the_model_and_the_rows(tmp_path, monkeypatch):
     row = pd.read_csv(out).iloc[0]
     assert row["model"] == "ngcf"
     assert row["model_options"] == "{node_dropout: 0.0, propagation: authors}"
+    fake = {"valid_avg": 0.2, "test_avg": 0.2, "gap_avg_pct": 0.0}
+    trained = []
+    monkeypatch.setattr(hs, "symmetric_scores", lambda *a, **k: trained.append(k) or fake)
+    assert hs.main(args + ["--model-option", "propagation=authors",
+                           "--model-option", "node_dropout=0.0"]) == 0
+    assert trained == []  # the same model options: done already
+    assert hs.main(args + ["--model-option", "propagation=recbole"]) == 0
+    assert trained[0]["model_options"] == {"propagation": "recbole"}  # other options: trained
+    assert list(pd.read_csv(out)["model_options"]) == [
+        "{node_dropout: 0.0, propagation: authors}", "{propagation: recbole}"]
     with pytest.raises(SystemExit, match="propagaton.*not a parameter of model 'ngcf'"):
         hs.main(args + ["--model-option", "propagaton=authors"])
     with pytest.raises(SystemExit, match="expected KEY=VALUE"):

@@ -125,15 +125,20 @@ def symmetric_scores(split: SplitData, model_name: str, mask: Mask, seed: int,
     return row
 
 
-def parse_model_options(items: list[str]) -> dict:
+def parse_model_options(items: list[str], model_name: str) -> dict:
     """``KEY=VALUE`` strings as a dict, each value read as YAML (``0.1`` a float, ``authors`` a
-    string); a malformed item is refused by name."""
+    string); a malformed item or a key that is not a parameter of the model is refused by name."""
     options = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise SystemExit(f"--model-option {item!r}: expected KEY=VALUE")
         options[key] = yaml.safe_load(value)
+    known = model_spec(model_name).defaults
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise SystemExit(f"--model-option {unknown}: not a parameter of model {model_name!r} "
+                         f"(its defaults: {sorted(known)})")
     return options
 
 
@@ -158,20 +163,16 @@ def main(argv=None) -> int:
                         "recorded in every row's model_options")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    model_options = parse_model_options(args.model_option, args.model)  # refused before loading
+    options_text = yaml.safe_dump(model_options, default_flow_style=True).strip()
     split = load_split(args.manifest)
     settings = train_settings(args.profile)
     masks = dict(item.split("=", 1) for item in args.mask)
-    model_options = parse_model_options(args.model_option)
-    unknown = sorted(set(model_options) - set(model_spec(args.model).defaults))
-    if unknown:
-        raise SystemExit(f"--model-option {unknown}: not a parameter of model {args.model!r} "
-                         f"(its defaults: {sorted(model_spec(args.model).defaults)})")
-    options_text = yaml.safe_dump(model_options, default_flow_style=True).strip()
     done = pd.read_csv(args.out) if args.out.exists() else pd.DataFrame()
     # a row counts as done only for the same model and model options (rows written before these
-    # columns existed match nothing, so they are trained again rather than silently reused)
-    have = set(zip(*(done.get(c, pd.Series([None] * len(done), dtype=object))
-                     for c in ("label", "variant", "model", "model_options"))))
+    # columns existed read NaN there and match nothing: trained again, not silently reused)
+    keys = done.reindex(columns=["label", "variant", "model", "model_options"])
+    have = set(keys.itertuples(index=False, name=None))
     jobs = [(label, path, v) for label, path in masks.items() for v in args.variants
             if (label, v, args.model, options_text) not in have]
     t0 = time.perf_counter()

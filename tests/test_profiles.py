@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ciess.labels import Search
 from ciess.profiles import EMBEDDED_DEFAULT, load_profile, merged, read_yaml
 from conftest import REPO
 
@@ -111,3 +112,24 @@ def test_a_real_data_profile_inherits_no_quick_setting_it_uses(overlays):
             inherited.append(f"{path} = {_value(quick, path)!r} (config.yaml: "
                              f"{_value(full, path)!r})")
     assert not inherited, f"{overlays} inherits quick's {inherited}"
+
+
+def test_the_pages_overlay_names_only_what_the_lightgcn_snapshot_holds():
+    """config/reference-pages.yaml re-renders the shipped pages from the records of
+    results/reference/ml-1m-lightgcn/ (docs/reference_profile.md, "Adding runs to the shipped
+    snapshot"): every method and CIESS recipe it makes active, at every seed it names, must have
+    records there, or the render would plan training jobs it cannot run."""
+    resolved = load_profile("config/reference.yaml", "config/reference-pages.yaml")
+    snap = REPO / "results/reference/ml-1m-lightgcn"
+    for dataset in resolved["datasets"]:
+        for model in resolved["models"]:
+            runs = snap / "runs" / dataset / model
+            missing = [f"{method}/seed{seed}" for method in resolved["active_methods"]
+                       for seed in resolved["seeds"]
+                       if not list(runs.glob(f"{method}/*/seed{seed}/metrics.json"))]
+            lam = resolved["ciess"]["lambda"][dataset]
+            missing += [f"CIESS recipe {recipe}" for recipe in resolved["ciess"]["active_recipes"]
+                        if not list((snap / "search" / dataset / model).glob(
+                            f"ciess-{Search('gaussian', True, lam, recipe).label}/seed*/"
+                            "search_log.csv"))]
+            assert not missing, f"{snap} has no records for {missing}"

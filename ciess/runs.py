@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from ciess.checkpoint import Checkpoint, remove_checkpoints, resume_rule_log
 from ciess.io import atomic_path, sha256_file, write_json
 from ciess.masks import Mask, check_budget, load_mask
 from ciess.models import gmf_dense, model_spec
 from ciess.per_user import write_per_user
-from ciess.provenance import run_provenance, settings_hash
+from ciess.provenance import git_revision, run_provenance, settings_hash
 from ciess.data.read_split import load_split
-from ciess.train import TrainSettings, run_masked_training
+from ciess.train import TRAINING_PHASES, TrainSettings, run_masked_training
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +34,14 @@ def train_and_record(manifest: str, model_name: str, seed: int, train_cfg: dict,
                      labels: dict | None = None,
                      config: dict | None = None, model_path: str | None = None,
                      quality_path: str | None = None, init_state_path: str | None = None,
-                     per_user_path: str | None = None) -> dict:
+                     per_user_path: str | None = None,
+                     checkpoint_minutes: float = 0.0, rule_log: str | None = None) -> dict:
     """Train with ``mask_path`` (or full size; checked against ``target_pct`` % sparsity when
     given), write metrics JSON, optionally the model and the per-entity validation quality.
-    Returns the metrics record."""
+    ``checkpoint_minutes`` > 0: save the training state that often beside the metrics and resume
+    from it when the same run starts again (``ciess.checkpoint``); the checkpoints are deleted
+    once the metrics are written, and the log of the attempts before (``rule_log``, the job's
+    log file) is written back into it. Returns the metrics record."""
     split = load_split(manifest)
     mask: Mask | None = None
     if mask_path is not None:
@@ -47,8 +53,23 @@ def train_and_record(manifest: str, model_name: str, seed: int, train_cfg: dict,
              model_name, split.name, split.n_users, split.n_items, split.n_train,
              mask_path or "the full-size tables", seed, final_protocol)
     initial = load_tables(init_state_path) if init_state_path else None
+    run_folder = Path(metrics_path).parent
+    checkpoint_for = None
+    if checkpoint_minutes > 0:
+        # what identifies this run: a checkpoint of other inputs or code is not resumed
+        key = {"data": split.manifest_sha256, "model": model_name, "seed": seed,
+               "mask_sha256": sha256_file(mask_path) if mask_path else None,
+               "init_state_sha256": sha256_file(init_state_path) if init_state_path else None,
+               "train": {k: v for k, v in settings.__dict__.items() if k != "eval_batch_users"},
+               "final_protocol": final_protocol, "model_overrides": model_overrides,
+               "threads": torch.get_num_threads(), "git_revision": git_revision()}
+        checkpoint_for = lambda phase: Checkpoint(  # noqa: E731
+            run_folder / f"checkpoint-{phase}.pt", key, every_s=60.0 * checkpoint_minutes,
+            rule_log=rule_log)
+        resume_rule_log([checkpoint_for(phase) for phase in TRAINING_PHASES], rule_log)
     out = run_masked_training(split, model_name, mask, seed, settings, final_protocol,
-                              model_overrides, initial_tables=initial)
+                              model_overrides, initial_tables=initial,
+                              checkpoint_for=checkpoint_for)
     record = {**(labels or {}), "dataset": split.name, "model": model_name, **out["record"],
               "mask_file": mask_path, "mask_sha256": sha256_file(mask_path) if mask_path else None,
               "mask_meta": mask.meta if mask else None, "init_state": init_state_path,
@@ -65,6 +86,7 @@ def train_and_record(manifest: str, model_name: str, seed: int, train_cfg: dict,
     if per_user_path:  # each user's test values, for paired comparisons (ciess.report.paired)
         write_per_user(per_user_path, out["test"].per_user)
     write_json(metrics_path, record)  # last: its presence means the run completed
+    remove_checkpoints(run_folder)
     log.info("test: %s | params %d, sparsity %.4f", {k: round(v, 5) for k, v in record["test"].items()},
              record["params"], record["sparsity"])
     return record

@@ -76,6 +76,14 @@ class TripleSampler:
             return self.rng.choice(self.active_users, self.batch_size, replace=False)
         return self.active_users[self.rng.integers(0, n, self.batch_size)]
 
+    def state(self) -> dict:
+        """Where the sampler's stream stands (a training checkpoint saves it)."""
+        return {"rng": self.rng.bit_generator.state, "order": self._order, "cursor": self._cursor}
+
+    def restore(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self._order, self._cursor = state["order"], state["cursor"]
+
     def sample(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.kind == "user_uniform":
             users = self._users()

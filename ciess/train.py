@@ -12,11 +12,13 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
 
 from ciess import compat  # noqa: F401  (item 7: optimizers without the torch._dynamo import)
+from ciess.checkpoint import Checkpoint, random_streams, restore_random_streams
 from ciess.evaluate import EvalResult, evaluate
 from ciess.masks import Mask, account
 from ciess.models import build_model, gmf_dense, rewind_tables
@@ -26,6 +28,7 @@ from ciess.data.read_split import SplitData, merge_train_valid
 log = logging.getLogger(__name__)
 
 FINAL_PROTOCOLS = ("train_val_es", "merge_fixed", "merge_code")
+TRAINING_PHASES = ("train", "merged")  # train only; merged train + validation (merge_*)
 
 
 @dataclass
@@ -66,6 +69,8 @@ class TrainOutcome:
     history: list = field(default_factory=list)
     seconds_train: float = 0.0
     seconds_eval: float = 0.0
+    resumed_at: int | None = None  # the step a checkpoint restored (None: trained from the start)
+    seconds_before_resume: float = 0.0  # train + eval seconds of the processes before it
 
 
 def seed_everything(seed: int) -> None:
@@ -115,13 +120,18 @@ def eta_text(seconds: float) -> str:
 
 def train_model(model: torch.nn.Module, split: SplitData, settings: TrainSettings, seed: int,
                 target: str | None = "valid", fixed_steps: int | None = None,
-                tag: str = "", hooks: TrainHooks | None = None) -> TrainOutcome:
+                tag: str = "", hooks: TrainHooks | None = None,
+                checkpoint: Checkpoint | None = None) -> TrainOutcome:
     """Train ``model`` on ``split.train``. Early-stops on ``target`` ("valid" or "test"), or
     runs exactly ``fixed_steps`` batches when given (then ``target`` is evaluated, and only
     logged, every ``eval_every`` batches). ``target=None`` (with ``fixed_steps``): no evaluation
-    at all, as in ``merge_fixed``'s retraining, whose test split is evaluated once, afterwards."""
+    at all, as in ``merge_fixed``'s retraining, whose test split is evaluated once, afterwards.
+    ``checkpoint``: resume from its saved state, save the state at evaluation points when it is
+    due, and save the outcome when the phase ends (``ciess.checkpoint``)."""
     if target is None and fixed_steps is None:
         raise ValueError("training without an evaluation target needs fixed_steps")
+    if checkpoint is not None and hooks is not None:
+        raise ValueError("a training with hooks cannot be checkpointed (their state is not saved)")
     hp = model.hparams
     device = settings.device
     sampler = TripleSampler(split.train, settings.batch_size, settings.sampler, seed)
@@ -136,6 +146,35 @@ def train_model(model: torch.nn.Module, split: SplitData, settings: TrainSetting
     best, best_state, best_step, bad = None, None, 0, 0
     history, t_train, t_eval = [], 0.0, 0.0
     step, running = 0, 0.0
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        if saved["finished"]:
+            log.info("%sphase finished before (%s): %d steps, best at step %d", tag,
+                     checkpoint.path, saved["step"], saved["best_step"])
+            return TrainOutcome(model, saved["best"], saved["best_step"], saved["step"],
+                                saved["history"], saved["t_train"], saved["t_eval"],
+                                resumed_at=saved["step"],
+                                seconds_before_resume=saved["t_train"] + saved["t_eval"])
+        optim.load_state_dict(saved["optim"])
+        sampler.restore(saved["sampler"])
+        restore_random_streams(saved["random"])
+        best, best_state, best_step, bad = (saved[k] for k in ("best", "best_state", "best_step",
+                                                               "bad"))
+        history, t_train, t_eval, step = (saved[k] for k in ("history", "t_train", "t_eval",
+                                                             "step"))
+        log.info("%sresumed at step %d/%d from %s", tag, step, limit, checkpoint.path)
+    resumed_at, seconds_before = (step, t_train + t_eval) if saved is not None else (None, 0.0)
+
+    def progress(finished: bool) -> dict:
+        state = {"finished": finished, "model": model.state_dict(), "best": best,
+                 "best_step": best_step, "step": step, "history": history,
+                 "t_train": t_train, "t_eval": t_eval}
+        if not finished:
+            state |= {"optim": optim.state_dict(), "sampler": sampler.state(),
+                      "random": random_streams(), "best_state": best_state, "bad": bad}
+        return state
+
     while step < limit:
         chunk = min(settings.eval_every, limit - step)
         model.train()
@@ -158,35 +197,39 @@ def train_model(model: torch.nn.Module, split: SplitData, settings: TrainSetting
             log.info("%sstep %d/%d (epoch %.2f): loss %.4f [train %.1fs, ETA %s]", tag, step,
                      limit, step / per_epoch, running / chunk, t_train, eta)
             running = 0.0
-            continue
-        t0 = time.perf_counter()
-        result = evaluate(model, split.train, truth, exclude, batch_users=settings.eval_batch_users,
-                          device=device)
-        t_eval += time.perf_counter() - t0
-        score = result.means["avg"]
-        history.append({"step": step, "epoch": step / per_epoch, "loss": running / chunk,
-                        f"{target}_avg": score, "recall@20": result.means["recall@20"],
-                        "lr": lr_at(step - 1, hp)})
-        log.info("%sstep %d/%d (epoch %.2f): loss %.4f, %s AVG %.5f, Recall@20 %.5f, NDCG@20 %.5f "
-                 "[train %.1fs, eval %.1fs, ETA %s at most]", tag, step, limit, step / per_epoch,
-                 running / chunk, target, score, result.means["recall@20"],
-                 result.means["ndcg@20"], t_train, t_eval, eta)
-        running = 0.0
-        if fixed_steps is not None:
-            best, best_step = result, step
-            continue
-        if best is None or score > best.means["avg"]:
-            best, best_step, bad = result, step, 0
-            best_state = copy.deepcopy(model.state_dict())
         else:
-            bad += 1
-            if bad >= settings.patience:
-                log.info("%searly stop at step %d: best %s AVG %.5f at step %d", tag, step, target,
-                         best.means["avg"], best_step)
-                break
+            t0 = time.perf_counter()
+            result = evaluate(model, split.train, truth, exclude,
+                              batch_users=settings.eval_batch_users, device=device)
+            t_eval += time.perf_counter() - t0
+            score = result.means["avg"]
+            history.append({"step": step, "epoch": step / per_epoch, "loss": running / chunk,
+                            f"{target}_avg": score, "recall@20": result.means["recall@20"],
+                            "lr": lr_at(step - 1, hp)})
+            log.info("%sstep %d/%d (epoch %.2f): loss %.4f, %s AVG %.5f, Recall@20 %.5f, "
+                     "NDCG@20 %.5f [train %.1fs, eval %.1fs, ETA %s at most]", tag, step, limit,
+                     step / per_epoch, running / chunk, target, score,
+                     result.means["recall@20"], result.means["ndcg@20"], t_train, t_eval, eta)
+            running = 0.0
+            if fixed_steps is not None:
+                best, best_step = result, step
+            elif best is None or score > best.means["avg"]:
+                best, best_step, bad = result, step, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                bad += 1
+                if bad >= settings.patience:
+                    log.info("%searly stop at step %d: best %s AVG %.5f at step %d", tag, step,
+                             target, best.means["avg"], best_step)
+                    break
+        if checkpoint is not None and step < limit and checkpoint.due():
+            checkpoint.save(progress(finished=False))
     if best_state is not None:
         model.load_state_dict(best_state)
-    return TrainOutcome(model, best, best_step, step, history, t_train, t_eval)
+    if checkpoint is not None:
+        checkpoint.save(progress(finished=True))
+    return TrainOutcome(model, best, best_step, step, history, t_train, t_eval, resumed_at,
+                        seconds_before)
 
 
 REWIND_SEED_OFFSET = 10_007  # the RNG stream of the layers a rewinding retraining re-draws
@@ -217,12 +260,18 @@ def initial_model(model_name: str, split: SplitData, train, mask: Mask | None, s
 def run_masked_training(split: SplitData, model_name: str, mask: Mask | None, seed: int,
                         settings: TrainSettings, final_protocol: str = "train_val_es",
                         model_overrides: dict | None = None, tag: str = "",
-                        initial_tables: dict | None = None) -> dict:
+                        initial_tables: dict | None = None,
+                        checkpoint_for: Callable[[str], Checkpoint] | None = None) -> dict:
     """Build, train, select on validation and test once: the single path behind every number.
 
     ``initial_tables`` rewinds the embedding tables to saved initial weights (PEP, OptEmb).
+    ``checkpoint_for(phase)`` gives each training phase ("train", "merged") its checkpoint: a
+    killed run resumes where it stopped (``ciess.checkpoint``); its record says where
+    (``resumed``), and its wall time adds the saved phases' train and evaluation seconds (work
+    after a phase's last save, lost with the process, is not counted).
     Returns a dict with the model, validation and test results and a metrics record.
     """
+    phase_checkpoint = checkpoint_for or (lambda phase: None)
     if final_protocol not in FINAL_PROTOCOLS:
         raise ValueError(f"final.protocol must be one of {FINAL_PROTOCOLS}, got {final_protocol!r}")
     device = resolve_device(settings.device)
@@ -233,7 +282,9 @@ def run_masked_training(split: SplitData, model_name: str, mask: Mask | None, se
 
     model = fresh_model(split.train)
     t0 = time.perf_counter()
-    outcome = train_model(model, split, settings, seed, tag=tag)
+    outcome = train_model(model, split, settings, seed, tag=tag,
+                          checkpoint=phase_checkpoint("train"))
+    outcomes = {"train": outcome}
     steps_selected = outcome.best_step
     # the train-only model's test score: the train_val_es number, and under the merged protocols
     # a second, clearly named record (it takes no part in any choice)
@@ -245,16 +296,18 @@ def run_masked_training(split: SplitData, model_name: str, mask: Mask | None, se
         model = fresh_model(merged.train)
         if final_protocol == "merge_fixed":  # steps chosen on validation; test never looked at
             outcome_m = train_model(model, merged, settings, seed, target=None,
-                                    fixed_steps=steps_selected, tag=tag + "[merged] ")
+                                    fixed_steps=steps_selected, tag=tag + "[merged] ",
+                                    checkpoint=phase_checkpoint("merged"))
         else:  # merge_code: early-stops on the test split itself -> leaks; diagnosis only
             log.warning("final.protocol merge_code early-stops on TEST: leaked, never headline")
             outcome_m = train_model(model, merged, settings, seed, target="test",
-                                    tag=tag + "[merge_code] ")
+                                    tag=tag + "[merge_code] ", checkpoint=phase_checkpoint("merged"))
+        outcomes["merged"] = outcome_m
         model = outcome_m.model
         test = evaluate(model, merged.train, split.test, batch_users=settings.eval_batch_users,
                         device=device)
         test_by_protocol[final_protocol] = {k: float(v) for k, v in test.means.items()}
-    wall = time.perf_counter() - t0
+    wall = time.perf_counter() - t0 + sum(o.seconds_before_resume for o in outcomes.values())
     n_tables = model.n_tables
     acct = account(mask, n_tables, gmf_dense(model_name, model.hparams)) if mask is not None else {
         "params": model.masked_nnz(), "sparsity": 0.0, "density": 1.0,
@@ -272,6 +325,8 @@ def run_masked_training(split: SplitData, model_name: str, mask: Mask | None, se
         "eval_time_s": outcome.seconds_eval, "seed": seed, "device": device,
         "final_protocol": final_protocol, "data_manifest_sha256": split.manifest_sha256,
         "rewound": initial_tables is not None,
+        "resumed": {phase: o.resumed_at for phase, o in outcomes.items()
+                    if o.resumed_at is not None},
         "train_settings": settings.__dict__ | {"device": device}, "model_hparams": model.hparams,
         "history": outcome.history,
     }

@@ -9,7 +9,7 @@ import torch
 from ciess.search.agent import TD3Agent, TD3Settings, normalise_size, soft_update, to_size
 from ciess.search.env import encode_popularity, encode_size, quality_ratio, reward
 from ciess.search.noise import Noise
-from ciess.masks import budget_params, sizes_mask, sparsity
+from ciess.masks import budget_params, sparsity
 from ciess.search.search import SearchNoise, SearchSettings, hold_to_budget, select_sizes
 from ciess.search.selection import BudgetNotReached, episode_intervals, top_candidates
 from ciess.search.walk import SizeGraph
@@ -364,7 +364,8 @@ def test_trajectory_reads_a_running_searchs_job_log(tmp_path):
 # ------------------------------------------------------------------------------ resumable search
 def test_a_stopped_search_resumes_to_the_same_log_and_masks(tmp_path, monkeypatch):
     from ciess.search.env import SizeSearchEnv
-    from ciess.search.search import RESTORED_BEGIN, RESTORED_END, run_search
+    from ciess.checkpoint import RESTORED_BEGIN, RESTORED_END
+    from ciess.search.search import run_search
     from ciess.train import TrainSettings
     from helpers import random_split
 

@@ -1,7 +1,6 @@
 """Mask format and the one parameter account (docs/protocol.md §5, docs/ciess.md §3)."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest

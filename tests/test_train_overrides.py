@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from conftest import REPO, run_workflow
+from conftest import run_workflow
 from ciess.profiles import load_profile
 
 

@@ -5,7 +5,6 @@ a percentile interval from resampling users (the users are the sampling unit a t
 seeds are too few for an interval of their own)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

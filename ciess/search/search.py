@@ -3,7 +3,6 @@ select sizes -> fresh model -> validate -> reward -> replay -> TD3 update."""
 from __future__ import annotations
 
 import logging
-import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -12,6 +11,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ciess.checkpoint import (random_streams, restore_random_streams, restore_rule_log,
+                              rule_log_text)
 from ciess.evaluate import METRICS
 from ciess.labels import Search
 from ciess.masks import D_MAX, budget_params, proportional_sizes
@@ -145,7 +146,7 @@ class SearchOutput:
     item_sizes: np.ndarray  # (M*T, I) uint8
 
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: the global random streams under one key (ciess.checkpoint)
 
 
 def search_fingerprint(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict) -> str:
@@ -153,12 +154,6 @@ def search_fingerprint(env: SizeSearchEnv, cfg: SearchSettings, seed: int, label
     return repr((CHECKPOINT_FORMAT, asdict(cfg), seed, sorted(labels.items()), env.split.name,
                  env.split.n_users, env.split.n_items, env.model_name, env.batches,
                  sorted(env.train.__dict__.items())))
-
-
-def _flush_log_handlers() -> None:
-    """Write out what the logging handlers hold, before the rule log is read or appended to."""
-    for handler in logging.getLogger().handlers:
-        handler.flush()
 
 
 def save_checkpoint(path: Path, fingerprint: str, episode: int, rows: list, all_u: list,
@@ -170,15 +165,10 @@ def save_checkpoint(path: Path, fingerprint: str, episode: int, rows: list, all_
     the resumed search writes it back (``restore_rule_log``)."""
     from ciess.io import atomic_path
 
-    log_text = ""
-    if rule_log and rule_log.exists():
-        _flush_log_handlers()
-        log_text = rule_log.read_text(errors="replace")
-    state = {"fingerprint": fingerprint, "episode": episode, "rows": rows, "log_text": log_text,
-             "user_sizes": all_u, "item_sizes": all_i,
+    state = {"fingerprint": fingerprint, "episode": episode, "rows": rows,
+             "log_text": rule_log_text(rule_log), "user_sizes": all_u, "item_sizes": all_i,
              "agents": {w: a.state_dict() for w, a in agents.items()},
-             "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-             "numpy_global": np.random.get_state(), "python_random": random.getstate()}
+             "rng": rng.bit_generator.state, "random": random_streams()}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
@@ -192,18 +182,6 @@ def load_checkpoint(path: Path, fingerprint: str) -> dict | None:
         log.warning("%s: a checkpoint of other settings; starting the search afresh", path)
         return None
     return state
-
-
-RESTORED_BEGIN = "---- the earlier attempt's log, restored from the checkpoint ----"
-RESTORED_END = "---- end of the earlier attempt's log; this attempt goes on below ----"
-
-
-def restore_rule_log(rule_log: Path, text: str) -> None:
-    """Append an earlier attempt's log (saved in the checkpoint) to this attempt's ``rule_log``,
-    between two marker lines; its lines keep their own time stamps."""
-    _flush_log_handlers()
-    with open(rule_log, "a") as fh:
-        fh.write(f"{RESTORED_BEGIN}\n{text.rstrip()}\n{RESTORED_END}\n")
 
 
 def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict,
@@ -234,9 +212,7 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict,
         for w, agent in agents.items():
             agent.load_state_dict(saved["agents"][w])
         rng.bit_generator.state = saved["rng"]
-        torch.set_rng_state(saved["torch_rng"])
-        np.random.set_state(saved["numpy_global"])
-        random.setstate(saved["python_random"])
+        restore_random_streams(saved["random"])
         first = saved["episode"] + 1
         if rule_log and saved.get("log_text"):
             restore_rule_log(rule_log, saved["log_text"])

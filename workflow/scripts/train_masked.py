@@ -13,5 +13,6 @@ train_and_record(
     labels={"method": sm.params.method, "budget": sm.params.budget, "profile": sm.config["profile"],
             "method_settings": sm.params.method_settings, **sm.params.description},
     model_path=sm.output.get("model"), quality_path=sm.output.get("quality"),
-    per_user_path=sm.output.per_user,
+    per_user_path=sm.output.per_user, checkpoint_minutes=sm.config["checkpoint_minutes"],
+    rule_log=sm.log[0],
 )

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ciess.checkpoint import RESTORED_BEGIN
 from ciess.io import atomic_path, write_json
 from check_slurm_log import parse_log
 from conftest import REPO, run_workflow, snakemake_cmd
@@ -66,8 +67,10 @@ def test_run_killed_in_a_training_rule_resumes_with_only_the_missing_jobs(tmp_pa
     work = tmp_path / "work"
     work.mkdir()
     (work / "config").symlink_to(REPO / "config")
-    # Two branches (LightGCN, NeuMF) share the data chain; validation every 20 batches.
-    override = {"models": list(MODELS), "train": {"max_batches": 200, "eval_every": 20}}
+    # Two branches (LightGCN, NeuMF) share the data chain; validation every 20 batches, and a
+    # training checkpoint at every validation (ciess/checkpoint.py).
+    override = {"models": list(MODELS), "train": {"max_batches": 200, "eval_every": 20},
+                "checkpoint_minutes": 1e-6}
     (tmp_path / "override.yaml").write_text(yaml.safe_dump(override))
     targets = list(TARGETS.values())
     common = ["--configfile", str(tmp_path / "override.yaml"), "--cores", "1"]
@@ -78,6 +81,7 @@ def test_run_killed_in_a_training_rule_resumes_with_only_the_missing_jobs(tmp_pa
 
     def training_under_way():
         return [m for m, log in logs.items() if log.exists() and "Recall@20" in log.read_text()
+                and (work / TARGETS[m]).with_name("checkpoint-train.pt").exists()
                 and not (work / TARGETS[m]).exists()]
 
     try:
@@ -121,6 +125,12 @@ def test_run_killed_in_a_training_rule_resumes_with_only_the_missing_jobs(tmp_pa
     for target in targets:
         rec = json.loads((work / target).read_text())
         assert 0 < rec["test"]["recall@20"] <= 1
+        assert not list((work / target).parent.glob("checkpoint-*")), "checkpoints left behind"
+    # the killed retraining went on from its checkpoint, and its log kept the first attempt's
+    rec = json.loads((work / TARGETS[killed]).read_text())
+    assert rec["resumed"].get("train", 0) >= 20, rec["resumed"]
+    text = logs[killed].read_text()
+    assert "resumed at step" in text and RESTORED_BEGIN in text
     assert not list((work / "results").rglob("*.part")), "temporary files left behind"
     nothing = run_workflow(work, *targets, *common, "-n")
     assert "Nothing to be done" in nothing.stdout + nothing.stderr

@@ -90,10 +90,22 @@ def running_jobs(logs_dir: str | os.PathLike = "results/logs") -> list[tuple[Pat
     return found
 
 
+def latest_progress(log_path: str | os.PathLike) -> str | None:
+    """A running job's last progress line (its step, totals and ETA; else its last stamped line),
+    for ``main``'s listing: where each long job stands without opening its log."""
+    path = Path(log_path)
+    if not path.exists():
+        return None
+    stamped = [line for line in path.read_text(errors="replace").splitlines()
+               if TIMESTAMP.match(line)]
+    progress = [line for line in stamped if "ETA" in line]
+    return (progress or stamped or [None])[-1]
+
+
 def main(argv=None) -> int:
     """``python -m ciess.logs [--kill] [LOGS_DIR]``: list (or end) this clone's running jobs,
-    e.g. the orphans of a killed Snakemake, by the pids in their job locks; other clones'
-    jobs on the same host are never touched."""
+    e.g. the orphans of a killed Snakemake, by the pids in their job locks, each with its last
+    progress line; other clones' jobs on the same host are never touched."""
     import argparse
     import signal
 
@@ -103,7 +115,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     jobs = running_jobs(args.logs_dir)
     for lock, pid in jobs:
-        print(f"pid {pid}: {lock.with_name(lock.name[1:-len('.lock')])}")
+        log_path = lock.with_name(lock.name[1:-len('.lock')])
+        print(f"pid {pid}: {log_path}")
+        if (line := latest_progress(log_path)) is not None:
+            print(f"    {line}")
         if args.kill:
             try:
                 os.kill(pid, signal.SIGTERM)

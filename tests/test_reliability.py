@@ -153,6 +153,9 @@ def test_fetched_source_folder_follows_the_umask(tmp_path):
 # 11. orphan recovery touches this clone's jobs only --------------------------------------------
 def test_running_jobs_are_found_by_their_locks_and_ended(tmp_path):
     log = tmp_path / "results/logs/retrain_masked/x.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("2026-01-01 00:00:00,000 INFO ciess.train: step 100/400 [ETA 3m00s at most]\n"
+                   "2026-01-01 00:00:01,000 INFO ciess.train: epoch 3 (step 153/400)\n")
     code = ("import sys, time; sys.path.insert(0, %r); from ciess.logs import hold_job_lock; "
             "hold_job_lock(%r); print('held', flush=True); time.sleep(60)") % (str(REPO), str(log))
     job = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -166,6 +169,7 @@ def test_running_jobs_are_found_by_their_locks_and_ended(tmp_path):
                               str(tmp_path / "results/logs")], capture_output=True, text=True,
                              cwd=REPO, check=True).stdout
         assert f"pid {job.pid}: " in out and "x.log" in out
+        assert "step 100/400 [ETA 3m00s at most]" in out  # where the job stands
         assert job.wait(timeout=20) != 0  # ended by the signal
         deadline = time.time() + 5
         while running_jobs(tmp_path / "results/logs") and time.time() < deadline:

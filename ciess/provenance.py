@@ -62,12 +62,24 @@ def execution_host() -> dict:
     return {"host": socket.gethostname(), "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``), or "unknown"."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def run_provenance(config: dict | None = None) -> dict:
     """Same seed, same thread count and same packages on a CPU => identical metrics; the
-    thread count is recorded because float reductions depend on it."""
+    thread count is recorded because float reductions depend on it, and the CPU model because
+    another CPU may round differently."""
     import torch
 
     return {"packages": package_versions(), "git_revision": git_revision(),
-            "threads": torch.get_num_threads(),
+            "threads": torch.get_num_threads(), "cpu": cpu_model(),
             "config_hash": config_hash(config) if config is not None else None,
             **execution_host()}

@@ -364,3 +364,17 @@ def test_a_native_row_far_from_the_papers_sparsity_gets_no_delta():
         merged = beside_paper(summary, paper, "table1")
         assert pd.notna(merged.loc[0, "rel_diff"]) == has_delta
         assert merged.loc[0, "paper_sparsity"] == 0.72
+
+
+def test_snapshot_lists_the_cpus_its_runs_recorded(tmp_path):
+    """Runs record their CPU model (ciess.provenance.run_provenance); the provenance page lists
+    the CPUs of a snapshot whose runs were made on more than one machine."""
+    from ciess.provenance import cpu_model, run_provenance
+
+    assert run_provenance()["cpu"] == cpu_model()
+    results = _results(tmp_path)
+    for path, cpu in zip(sorted(results.rglob("metrics.json")), ("CPU A", "CPU B")):
+        path.write_text(json.dumps({**json.loads(path.read_text()), "cpu": cpu}))
+    prov = snap.make_snapshot(results, tmp_path / "ref/toy")
+    assert prov["run_cpus"] == ["CPU A", "CPU B"]
+    assert "CPUs the runs recorded: CPU A, CPU B" in (tmp_path / "ref/toy/PROVENANCE.md").read_text()

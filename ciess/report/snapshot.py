@@ -29,6 +29,7 @@ from pathlib import Path
 from ciess.per_user import PER_USER_FILE
 from ciess.io import read_json, sha256_file
 from ciess.logs import log_span
+from ciess.provenance import cpu_model
 from ciess.masks import count_params, load_mask, meets_budget
 from ciess.report.records import RecordError, read_record
 
@@ -95,14 +96,7 @@ def verify_run(metrics_path: Path, results: Path, manifests: dict[str, dict]) ->
 
 
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     mem_gb = None
     try:
         mem_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024 ** 3, 1)
@@ -187,6 +181,8 @@ def provenance(results: Path, records: dict[Path, dict], profile_file: Path | No
         "machine": machine(),  # where the snapshot was made
         "run_machine": run_machine,  # where the runs were made, when that was another machine
         "run_hosts": sorted({str(r.get("host")) for r in records.values()}),
+        # the CPUs the runs recorded (records from before 2026-12-07 carry none)
+        "run_cpus": sorted({str(r["cpu"]) for r in records.values() if r.get("cpu")}),
         "run_devices": sorted({str(r.get("device")) for r in records.values()}),
         "git_revisions": sorted({str(r.get("git_revision")) for r in records.values()}),
         "packages": next(iter(records.values())).get("packages") if records else None,
@@ -213,7 +209,9 @@ def provenance_markdown(prov: dict, name: str) -> str:
                 else ""),
              f"- runs made on: {prov.get('run_machine') or SAME_MACHINE}; "
              f"hosts {', '.join(prov.get('run_hosts', []))}, devices "
-             f"{', '.join(prov.get('run_devices', []))}",
+             f"{', '.join(prov.get('run_devices', []))}"
+             + (f"; CPUs the runs recorded: {', '.join(prov['run_cpus'])}"
+                if prov.get("run_cpus") else ""),
              f"- snapshot made on: {prov['machine']['cpu']}, {prov['machine']['cores']} cores, "
              f"{prov['machine']['memory_gb']} GB; {prov['machine']['platform']}",
              f"- git revision(s): {', '.join(prov['git_revisions'])}",

@@ -80,9 +80,9 @@ def restore_random_streams(streams: dict) -> None:
 
 @dataclass
 class Checkpoint:
-    """One training phase's checkpoint file: ``load`` the state this run saved (None when there
-    is none, or it belongs to other inputs), ``save`` it when ``due`` (``every_s`` seconds since
-    the last save; 0 = at every opportunity). With ``rule_log``, each save holds the job's log
+    """One checkpoint file (a training phase's, a CIESS search's): ``load`` the state this run
+    saved (None when there is none, or it belongs to other inputs), ``save`` it when ``due``
+    (``every_s`` seconds since the last save; 0 = at every opportunity). With ``rule_log``, each save holds the job's log
     so far (``resume_rule_log`` writes it back once, when the job resumes)."""
 
     path: Path
@@ -101,12 +101,12 @@ class Checkpoint:
             state = torch.load(self.path, weights_only=False, map_location="cpu")
         except Exception as exc:  # a file cut short by a kill mid-write cannot exist (atomic
             # rename), but a foreign or damaged file must not stop the run: it is retrained
-            log.warning("%s: unreadable checkpoint (%s: %s); training from the start", self.path,
-                        type(exc).__name__, exc)
+            log.warning("%s: unreadable checkpoint (%s: %s); starting from the beginning",
+                        self.path, type(exc).__name__, exc)
             return None
         if state.get("key") != self.key:
-            log.warning("%s: a checkpoint of other inputs (a mask, setting or seed changed); "
-                        "training from the start", self.path)
+            log.warning("%s: a checkpoint of other inputs (data, settings, seed or code "
+                        "changed); starting from the beginning", self.path)
             return None
         return state
 

@@ -53,12 +53,13 @@ def train_and_record(manifest: str, model_name: str, seed: int, train_cfg: dict,
              model_name, split.name, split.n_users, split.n_items, split.n_train,
              mask_path or "the full-size tables", seed, final_protocol)
     initial = load_tables(init_state_path) if init_state_path else None
+    mask_sha256 = sha256_file(mask_path) if mask_path else None
     run_folder = Path(metrics_path).parent
     checkpoint_for = None
     if checkpoint_minutes > 0:
         # what identifies this run: a checkpoint of other inputs or code is not resumed
         key = {"data": split.manifest_sha256, "model": model_name, "seed": seed,
-               "mask_sha256": sha256_file(mask_path) if mask_path else None,
+               "mask_sha256": mask_sha256,
                "init_state_sha256": sha256_file(init_state_path) if init_state_path else None,
                "train": {k: v for k, v in settings.__dict__.items() if k != "eval_batch_users"},
                "final_protocol": final_protocol, "model_overrides": model_overrides,
@@ -71,7 +72,7 @@ def train_and_record(manifest: str, model_name: str, seed: int, train_cfg: dict,
                               model_overrides, initial_tables=initial,
                               checkpoint_for=checkpoint_for)
     record = {**(labels or {}), "dataset": split.name, "model": model_name, **out["record"],
-              "mask_file": mask_path, "mask_sha256": sha256_file(mask_path) if mask_path else None,
+              "mask_file": mask_path, "mask_sha256": mask_sha256,
               "mask_meta": mask.meta if mask else None, "init_state": init_state_path,
               **run_provenance(config)}
     record["settings_hash"] = settings_hash(record)

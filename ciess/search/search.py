@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ciess.checkpoint import (random_streams, restore_random_streams, restore_rule_log,
-                              rule_log_text)
+from ciess.checkpoint import (Checkpoint, random_streams, restore_random_streams,
+                              restore_rule_log)
 from ciess.evaluate import METRICS
 from ciess.labels import Search
 from ciess.masks import D_MAX, budget_params, proportional_sizes
@@ -146,7 +146,7 @@ class SearchOutput:
     item_sizes: np.ndarray  # (M*T, I) uint8
 
 
-CHECKPOINT_FORMAT = 2  # 2: the global random streams under one key (ciess.checkpoint)
+CHECKPOINT_FORMAT = 3  # 3: ciess.checkpoint.Checkpoint's file (key, log text, streams)
 
 
 def search_fingerprint(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict) -> str:
@@ -154,34 +154,6 @@ def search_fingerprint(env: SizeSearchEnv, cfg: SearchSettings, seed: int, label
     return repr((CHECKPOINT_FORMAT, asdict(cfg), seed, sorted(labels.items()), env.split.name,
                  env.split.n_users, env.split.n_items, env.model_name, env.batches,
                  sorted(env.train.__dict__.items())))
-
-
-def save_checkpoint(path: Path, fingerprint: str, episode: int, rows: list, all_u: list,
-                    all_i: list, agents: dict, rng: np.random.Generator,
-                    rule_log: Path | None = None) -> None:
-    """The search's whole state after ``episode`` (docs/ciess.md §14): resuming from it gives
-    the same log and masks as a search that was never stopped (tested). With ``rule_log``, the
-    log's text so far goes in too: Snakemake deletes a job's log before it reruns the job, and
-    the resumed search writes it back (``restore_rule_log``)."""
-    from ciess.io import atomic_path
-
-    state = {"fingerprint": fingerprint, "episode": episode, "rows": rows,
-             "log_text": rule_log_text(rule_log), "user_sizes": all_u, "item_sizes": all_i,
-             "agents": {w: a.state_dict() for w, a in agents.items()},
-             "rng": rng.bit_generator.state, "random": random_streams()}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(path: Path, fingerprint: str) -> dict | None:
-    """The saved state, or None when there is none or it belongs to other settings."""
-    if not path.exists():
-        return None
-    state = torch.load(path, weights_only=False)
-    if state.get("fingerprint") != fingerprint:
-        log.warning("%s: a checkpoint of other settings; starting the search afresh", path)
-        return None
-    return state
 
 
 def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict,
@@ -203,8 +175,11 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict,
         raise NotImplementedError("ciess.hold_budget is not implemented for NeuMF with "
                                   "mask_gmf: false (its GMF tables count dense at the widest size)")
     rows, all_u, all_i = [], [], []
-    fingerprint = search_fingerprint(env, cfg, seed, labels)
-    saved = load_checkpoint(Path(checkpoint), fingerprint) if checkpoint else None
+    # the search's whole state after each episode (docs/ciess.md §14), with the log so far:
+    # resuming gives the same log and masks as a search that was never stopped (tested)
+    ckpt = (Checkpoint(Path(checkpoint), {"search": search_fingerprint(env, cfg, seed, labels)},
+                       every_s=0.0, rule_log=rule_log) if checkpoint else None)
+    saved = ckpt.load() if ckpt else None
     first = 1
     total = cfg.episodes * cfg.iterations
     if saved is not None:
@@ -277,9 +252,10 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict,
                      row["mean_action_item"], row["sparsity"], row["val_avg_user"],
                      row["mean_reward_user"], row["mean_reward_item"], step.t_train,
                      step.t_eval, t_rl, eta_text(left))
-        if checkpoint:
-            save_checkpoint(Path(checkpoint), fingerprint, episode, rows, all_u, all_i, agents,
-                            rng, rule_log)
+        if ckpt:
+            ckpt.save({"episode": episode, "rows": rows, "user_sizes": all_u, "item_sizes": all_i,
+                       "agents": {w: a.state_dict() for w, a in agents.items()},
+                       "rng": rng.bit_generator.state, "random": random_streams()})
     return SearchOutput(pd.DataFrame(rows), np.stack(all_u), np.stack(all_i))
 
 

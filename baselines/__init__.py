@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -22,6 +21,7 @@ from typing import Callable
 from ciess.labels import budget_label, method_label
 from ciess.masks import D_MAX, check_budget
 from ciess.models.registry import gmf_dense, model_spec
+from ciess.progress import Progress
 from ciess.data.read_split import SplitData
 
 
@@ -194,18 +194,17 @@ def choose_on_validation(ctx: MethodContext, targets: list, name: str, key: str,
         raise ValueError(f"{name}: no native mode: give target sparsities")
     if not grid or len(set(grid)) != len(grid):
         raise ValueError(f"config methods.{name}.params.{key}s: give distinct {key}s, got {grid}")
-    total, done, t0 = len(targets) * len(grid), 0, time.perf_counter()
+    progress = Progress(len(targets) * len(grid) if len(grid) > 1 else 0)
     out = {}
     for pct in targets:
         scores = {}  # value -> (validation AVG, best step)
         for value in grid if len(grid) > 1 else []:
             mask = mask_for(pct, value, {})
             scores[value] = ctx.validation_score(mask, tag=f"[{name} {pct}% {key} {value}] ")
-            done += 1
-            elapsed = time.perf_counter() - t0
+            progress.advance()
             ctx.log.info("%s %d%% %s %g: valid AVG %.5f at step %d (%d/%d candidates, %.0fs, "
-                         "ETA %.0fs)", name, pct, key, value, *scores[value], done, total,
-                         elapsed, elapsed / done * (total - done))
+                         "ETA %s)", name, pct, key, value, *scores[value], progress.done,
+                         progress.total, progress.elapsed_s, progress.eta())
         best = max(scores, key=lambda v: scores[v][0]) if scores else grid[0]
         out[pct] = mask_for(pct, best, ctx.meta(name, pct, **{
             key: best, f"{key}_grid": grid,

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from baselines import MethodContext, register
 from ciess.masks import D_MAX, budget_params, sizes_mask
 from ciess.models import build_model
+from ciess.progress import Progress
 from ciess.sampler import TripleSampler
 from ciess.train import seed_everything
 
@@ -216,6 +217,7 @@ class ESAPNSearch:
         split = self.ctx.split
         n_batches = int(self.p["search_epochs"] * -(-split.n_train // self.p["batch_size"]))
         previous = None
+        progress = Progress(n_batches)
         for b in range(1, n_batches + 1):
             batch = self.sampler.sample()
             if previous is not None:
@@ -223,10 +225,13 @@ class ESAPNSearch:
             self.greedy_update(batch)
             loss = self.train_step(batch)
             previous = batch
+            progress.advance()
             if b % 50 == 0 or b == n_batches:
-                self.ctx.log.info("ESAPN batch %d/%d: loss %.4f, mean size user %.2f item %.2f",
-                                  b, n_batches, loss, self.state["user"].sizes().mean(),
-                                  self.state["item"].sizes().mean())
+                self.ctx.log.info("ESAPN batch %d/%d: loss %.4f, mean size user %.2f item %.2f "
+                                  "[ETA %s%s]", b, n_batches, loss,
+                                  self.state["user"].sizes().mean(),
+                                  self.state["item"].sizes().mean(), progress.eta(),
+                                  " at most" if self.p.get("budgeted") else "")
             if self.p.get("budgeted") and not self.budgets:
                 break
 

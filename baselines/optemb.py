@@ -20,6 +20,7 @@ from baselines import MethodContext, register
 from ciess.evaluate import evaluate
 from ciess.masks import D_MAX, budget_params, repair_to_budget, sizes_mask
 from ciess.models import build_model, embedding_tables
+from ciess.progress import Progress
 from ciess.train import TrainHooks, seed_everything, train_model
 
 
@@ -151,17 +152,20 @@ class Evolution:
         metric = self.p["fitness"]
         return res.means[metric]
 
-    def run(self) -> tuple[np.ndarray, float]:
+    def run(self, progress: Progress) -> tuple[np.ndarray, float]:
+        """The evolution; ``progress`` counts generations over all of the rule's evolutions."""
         p = self.p
         pop = [self.feasible(self.sample) for _ in range(p["population"])]
         elites: list[tuple[float, np.ndarray]] = []
         for gen in range(1, p["generations"] + 1):
             scored = [(self.fitness(c), c) for c in pop]
             elites = sorted(elites + scored, key=lambda x: -x[0])[: p["elites"]]
-            self.ctx.log.info("OptEmb%s generation %d/%d: best fitness %.5f, best params %d",
+            progress.advance()
+            self.ctx.log.info("OptEmb%s generation %d/%d: best fitness %.5f, best params %d "
+                              "[%d/%d generations of all budgets, ETA %s]",
                               "" if self.target_pct is None else f"-B {self.target_pct}%", gen,
-                              p["generations"],
-                              elites[0][0], self.params(elites[0][1]))
+                              p["generations"], elites[0][0], self.params(elites[0][1]),
+                              progress.done, progress.total, progress.eta())
             children = [self.feasible(lambda: self.crossover(elites))
                         for _ in range(p["crossovers"])]
             children += [self.feasible(lambda: self.mutation(elites))
@@ -208,9 +212,10 @@ def make_masks(ctx: MethodContext, targets: list) -> dict:
                  [round(float(m.t), 6) for m in masks])
     model.eval()
     out = {}
+    progress = Progress(p["generations"] * len(targets))
     for target in targets:
-        best, fit = Evolution(ctx, model, tables, p, target).run()
         evo = Evolution(ctx, model, tables, p, target)
+        best, fit = evo.run(progress)
         sizes = best * evo.keep  # pruned rows get size 0
         label = "OptEmb (native)" if target is None else "OptEmb-B (budgeted extension)"
         out[target] = sizes_mask(sizes[: split.n_users], sizes[split.n_users:],

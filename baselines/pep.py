@@ -21,8 +21,6 @@ overshoots its budget by more than ``max_overshoot`` (a fraction of the table) f
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 import torch.nn as nn
@@ -31,8 +29,9 @@ from torch.nn.utils import parametrize
 from baselines import MethodContext, register
 from ciess.masks import capacity, elements_mask, meets_budget
 from ciess.models import build_model, embedding_tables
+from ciess.progress import Progress
 from ciess.sampler import TripleSampler
-from ciess.train import eta_text, lr_at, seed_everything, train_step
+from ciess.train import lr_at, seed_everything, train_step
 
 
 class SoftThreshold(nn.Module):
@@ -92,8 +91,9 @@ def make_masks(ctx: MethodContext, targets: list[int]) -> dict:
     if growth < 1.0 or every < 1:
         raise ValueError(f"PEP params: reg_growth must be >= 1 and reg_growth_every >= 1 "
                          f"(got {growth}, {every})")
-    started = time.perf_counter()
+    progress = Progress(int(p["max_steps"]))
     for step in range(1, int(p["max_steps"]) + 1):
+        progress.advance()
         # the rest of the model: the base model's schedule, or a fixed `model_lr` (official 1e-3)
         opt.param_groups[1]["lr"] = p["model_lr"] or lr_at(step - 1, hp)
         model.reg_weight = reg_start * growth ** ((step - 1) // every)
@@ -118,10 +118,9 @@ def make_masks(ctx: MethodContext, targets: list[int]) -> dict:
         previous_sparsity = 1 - nnz / cap
         if step % 100 == 0:
             s_mean = float(torch.stack([s.detach().mean() for s in s_params]).mean())
-            left = (time.perf_counter() - started) / step * (int(p["max_steps"]) - step)
             ctx.log.info("PEP step %d/%d: loss %.4f, sparsity %.4f, mean S %.3f, L2 factor %.3g "
                          "[ETA %s at most]", step, int(p["max_steps"]), loss.item(), 1 - nnz / cap,
-                         s_mean, model.reg_weight, eta_text(left))
+                         s_mean, model.reg_weight, progress.eta())
         if not pending:
             break
     if pending:

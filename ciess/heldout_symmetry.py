@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +39,7 @@ from ciess.io import atomic_path
 from ciess.masks import Mask, account, elements_mask, load_mask, sizes_mask
 from ciess.models.registry import model_spec
 from ciess.profiles import load_profile
+from ciess.progress import Progress
 from ciess.data.read_split import SplitData, load_split
 from ciess.train import TrainSettings, initial_model, resolve_device, train_model
 
@@ -175,7 +175,7 @@ def main(argv=None) -> int:
     have = set(keys.itertuples(index=False, name=None))
     jobs = [(label, path, v) for label, path in masks.items() for v in args.variants
             if (label, v, args.model, options_text) not in have]
-    t0 = time.perf_counter()
+    progress = Progress(len(jobs))
     for k, (label, path, variant) in enumerate(jobs, 1):
         mask = rearranged(load_mask(path, split.n_users, split.n_items), variant, split, args.seed)
         row = {"label": label, "variant": variant, "mask_file": str(path), "seed": args.seed,
@@ -185,10 +185,10 @@ def main(argv=None) -> int:
         done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
         with atomic_path(args.out) as tmp:
             done.to_csv(tmp, index=False)
-        spent = time.perf_counter() - t0
-        log.info("%s %s: valid AVG %.5f, test AVG %.5f, gap %+.2f%% (%d/%d, %.0fs, ETA %.0fs)",
+        progress.advance()
+        log.info("%s %s: valid AVG %.5f, test AVG %.5f, gap %+.2f%% (%d/%d, %.0fs, ETA %s)",
                  label, variant, row["valid_avg"], row["test_avg"], row["gap_avg_pct"], k,
-                 len(jobs), spent, spent / k * (len(jobs) - k))
+                 len(jobs), progress.elapsed_s, progress.eta())
     return 0
 
 

@@ -22,6 +22,7 @@ from ciess.checkpoint import Checkpoint, random_streams, restore_random_streams
 from ciess.evaluate import EvalResult, evaluate
 from ciess.masks import Mask, account
 from ciess.models import build_model, gmf_dense, rewind_tables
+from ciess.progress import eta_text
 from ciess.sampler import TripleSampler
 from ciess.data.read_split import SplitData, merge_train_valid
 
@@ -110,12 +111,6 @@ def train_step(model: torch.nn.Module, optim: torch.optim.Optimizer, sampler: Tr
     if hooks.optimizer:
         hooks.optimizer.step()
     return loss
-
-
-def eta_text(seconds: float) -> str:
-    """Seconds left as 1h05m or 4m07s, for progress lines."""
-    m, s = divmod(int(round(seconds)), 60)
-    return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m{s:02d}s"
 
 
 def train_model(model: torch.nn.Module, split: SplitData, settings: TrainSettings, seed: int,

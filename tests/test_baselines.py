@@ -248,6 +248,26 @@ def test_optemb_every_budgeted_candidate_is_feasible_and_masks_validate(tmp_path
     assert (tmp_path / "init.pt").exists()
 
 
+def test_esapn_and_optemb_searches_log_totals_and_an_eta(tmp_path, caplog):
+    """Every long step shows progress with totals and an ETA (python -m ciess.logs reads it)."""
+    split = random_split(n_users=40, n_items=30, per_user=12)
+    ctx = _ctx(split, search_epochs=3.0, batch_size=64)
+    with caplog.at_level(logging.INFO, logger="test"):
+        get_method("esapn")(ctx, [None])
+    batches = [r.getMessage() for r in caplog.records if "ESAPN batch" in r.getMessage()]
+    assert batches and batches[-1].startswith("ESAPN batch 12/12") and "[ETA 0m00s]" in batches[-1]
+    caplog.clear()
+    ctx = _ctx(split, alpha=1e-2, t_lr=1e-2, generations=2, population=4, crossovers=2,
+               mutations=2, elites=3)
+    ctx.init_state_path = tmp_path / "init.pt"
+    with caplog.at_level(logging.INFO, logger="test"):
+        get_method("optemb")(ctx, [None, 90])
+    gens = [r.getMessage() for r in caplog.records if "generation" in r.getMessage()]
+    assert len(gens) == 4  # two evolutions (native, 90%) of two generations, counted together
+    assert "[1/4 generations of all budgets, ETA" in gens[0]
+    assert gens[-1].endswith("[4/4 generations of all budgets, ETA 0m00s]")
+
+
 def test_optemb_b_redraws_the_same_operation_then_repairs():
     """§6.5: an infeasible child is redrawn by the operation that made it (crossover or mutation,
     not a fresh prior draw), up to REDRAWS times; then it is repaired into the budget."""

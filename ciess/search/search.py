@@ -20,7 +20,7 @@ from ciess.search.agent import TD3Agent, TD3Settings
 from ciess.search.env import SizeSearchEnv, quality_ratio, reward
 from ciess.search.noise import Noise
 from ciess.search.walk import SizeGraph
-from ciess.train import eta_text
+from ciess.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict,
             restore_rule_log(rule_log, saved["log_text"])
         log.info("resuming after episode %d of %d (%s)", saved["episode"], cfg.episodes,
                  checkpoint)
-    t_start, done_at_start = time.perf_counter(), (first - 1) * cfg.iterations
+    progress = Progress(total, done=(first - 1) * cfg.iterations)
     for episode in range(first, cfg.episodes + 1):
         sizes = {"user": np.full(nu, D_MAX), "item": np.full(ni, D_MAX)}
         state = {w: env.state(sizes[w], np.full(len(sizes[w]), q0), w) for w in sizes}
@@ -243,15 +243,14 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict,
                    **{f"val_{m}": step.means[m] for m in METRICS},
                    "t_train_s": step.t_train, "t_eval_s": step.t_eval, "t_rl_s": t_rl}
             rows.append(row)
-            done = len(rows)
-            left = (time.perf_counter() - t_start) / (done - done_at_start) * (total - done)
+            progress.advance()
             log.info("episode %d/%d iteration %d/%d (%d/%d): mean size user %.1f item %.1f, "
                      "sparsity %.4f, val AVG %.5f, reward user %.4f item %.4f [train %.2fs, "
                      "eval %.2fs, RL %.2fs, ETA %s]", episode, cfg.episodes, iteration,
-                     cfg.iterations, done, total, row["mean_action_user"],
+                     cfg.iterations, progress.done, total, row["mean_action_user"],
                      row["mean_action_item"], row["sparsity"], row["val_avg_user"],
                      row["mean_reward_user"], row["mean_reward_item"], step.t_train,
-                     step.t_eval, t_rl, eta_text(left))
+                     step.t_eval, t_rl, progress.eta())
         if ckpt:
             ckpt.save({"episode": episode, "rows": rows, "user_sizes": all_u, "item_sizes": all_i,
                        "agents": {w: a.state_dict() for w, a in agents.items()},

@@ -67,6 +67,42 @@ class EntityState:
         return np.asarray(CANDIDATES)[self.size_idx]
 
 
+class PolicyTrace:
+    """What the policy learns from, summed over a logging window (the search log's policy lines):
+    the advantage of sampled enlargements and of sampled keeps (entities below 128), the policy's
+    mean p(enlarge) there, the advantage of the forced keeps of entities at 128, and how many
+    greedy decisions enlarged."""
+
+    def __init__(self):
+        self.sums = {k: 0.0 for k in ("adv_enlarge", "adv_keep", "p_enlarge", "adv_forced")}
+        self.counts = {k: 0 for k in ("enlarge", "keep", "forced", "decided", "grown")}
+
+    def sampled(self, adv: np.ndarray, act: np.ndarray, p_enlarge: np.ndarray,
+                forced: np.ndarray) -> None:
+        """One controller update: ``forced`` marks the entities at 128 (their keep is forced)."""
+        free = ~forced
+        self.sums["adv_enlarge"] += float(adv[free & (act == 1)].sum())
+        self.sums["adv_keep"] += float(adv[free & (act == 0)].sum())
+        self.sums["p_enlarge"] += float(p_enlarge[free].sum())
+        self.sums["adv_forced"] += float(adv[forced].sum())
+        self.counts["enlarge"] += int((free & (act == 1)).sum())
+        self.counts["keep"] += int((free & (act == 0)).sum())
+        self.counts["forced"] += int(forced.sum())
+
+    def decided(self, n: int, grown: int) -> None:
+        self.counts["decided"] += n
+        self.counts["grown"] += grown
+
+    def text(self) -> str:
+        c, s = self.counts, self.sums
+        mean = lambda k, n: s[k] / n if n else float("nan")  # noqa: E731
+        return (f"advantage of sampled enlarge {mean('adv_enlarge', c['enlarge']):+.4f} "
+                f"(n={c['enlarge']}), keep {mean('adv_keep', c['keep']):+.4f} (n={c['keep']}); "
+                f"mean p(enlarge) {mean('p_enlarge', c['enlarge'] + c['keep']):.3f}; forced keep "
+                f"at 128 {mean('adv_forced', c['forced']):+.4f} (n={c['forced']}); greedy "
+                f"enlarged {c['grown']} of {c['decided']} decisions")
+
+
 def _per_entity_mean(ids: np.ndarray, values: np.ndarray):
     uniq, inv = np.unique(ids, return_inverse=True)
     return uniq, np.bincount(inv, weights=values) / np.bincount(inv)
@@ -75,7 +111,8 @@ def _per_entity_mean(ids: np.ndarray, values: np.ndarray):
 class ESAPNSearch:
     def __init__(self, ctx: MethodContext, p: dict, budgets: list[int] | None):
         split = ctx.split
-        self.ctx, self.p = ctx, p
+        self.ctx, self.p = ctx, {**DEFAULTS, **p}
+        p = self.p
         settings = ctx.train_settings()
         self.device = settings.device
         seed_everything(ctx.seed)
@@ -95,6 +132,7 @@ class ESAPNSearch:
         self.budgets = sorted(budgets or [], reverse=True)  # tightest (95) first
         self.captured: dict[int, np.ndarray] = {}
         self.n_users = split.n_users
+        self.trace = {w: PolicyTrace() for w in self.state}  # reset at every progress line
 
     # -- masks ---------------------------------------------------------------------------------
     def _apply(self, which: str, ids: np.ndarray, size_idx: np.ndarray) -> None:
@@ -130,7 +168,7 @@ class ESAPNSearch:
             act = torch.distributions.Categorical(logits=logits).sample()
             at_top = self.state[w].size_idx[uniq[w]] == len(CANDIDATES) - 1
             act[torch.as_tensor(at_top, device="cpu")] = 0  # an entity at 128 always keeps
-            sampled[w] = (logits, act)
+            sampled[w] = (logits, act, at_top)
             tentative = np.minimum(self.state[w].size_idx[uniq[w]] + act.cpu().numpy(),
                                    len(CANDIDATES) - 1)
             self._apply(w, uniq[w], tentative)
@@ -139,9 +177,16 @@ class ESAPNSearch:
             self._apply(w, uniq[w], self.state[w].size_idx[uniq[w]])  # undo the tentative sizes
             ents, mean_loss = _per_entity_mean(ids[w], losses)
             adv = self.state[w].baseline(ents, mean_loss) - mean_loss
-            logits, act = sampled[w]
-            loss = (F.cross_entropy(logits, act, reduction="none")
-                    * torch.as_tensor(adv, dtype=torch.float32, device="cpu")).mean()
+            logits, act, forced = sampled[w]  # uniq[w] == ents: one row per entity of the batch
+            self.trace[w].sampled(adv, act.numpy(), torch.softmax(logits.detach(), 1)[:, 1].numpy(),
+                                  forced)
+            terms = (F.cross_entropy(logits, act, reduction="none")
+                     * torch.as_tensor(adv, dtype=torch.float32, device="cpu"))
+            if not self.p["update_forced_keeps"]:
+                terms = terms[torch.as_tensor(~forced)]
+            if len(terms) == 0:
+                continue
+            loss = terms.mean()
             self.policy_opt[w].zero_grad()
             loss.backward()
             self.policy_opt[w].step()
@@ -155,10 +200,12 @@ class ESAPNSearch:
             self.policy[w].eval()
             with torch.no_grad():
                 prob = torch.softmax(self._logits(w, uniq), dim=1)[:, 1].cpu().numpy()
-            grow = (prob > 0.5) & (st.size_idx[uniq] < len(CANDIDATES) - 1)
+            below = st.size_idx[uniq] < len(CANDIDATES) - 1
+            grow = (prob > 0.5) & below
             grow_ids, grow_p = uniq[grow], prob[grow]
             if self.budgets:
                 grow_ids = self._within_budget(w, grow_ids, grow_p)
+            self.trace[w].decided(int(below.sum()), len(grow_ids))
             st.size_idx[grow_ids] += 1
             self._apply(w, grow_ids, st.size_idx[grow_ids])
 
@@ -232,11 +279,19 @@ class ESAPNSearch:
                                   self.state["user"].sizes().mean(),
                                   self.state["item"].sizes().mean(), progress.eta(),
                                   " at most" if self.p.get("budgeted") else "")
+                for w in self.trace:
+                    self.ctx.log.info("ESAPN %s policy, batches %d-%d: %s", w,
+                                      b - (b - 1) % 50, b, self.trace[w].text())
+                    self.trace[w] = PolicyTrace()
             if self.p.get("budgeted") and not self.budgets:
                 break
 
 
-DEFAULTS = {"batch_size": 500, "search_epochs": 1.0, "model_lr": 1e-3, "policy_lr": 1e-4}
+# update_forced_keeps: the REINFORCE update also learns from the forced "keep" of entities already
+# at 128, as the official code's update does (every row of the batch); False learns from sampled
+# decisions only (docs/baselines.md §5: measured, it is what drives the item sizes up)
+DEFAULTS = {"batch_size": 500, "search_epochs": 1.0, "model_lr": 1e-3, "policy_lr": 1e-4,
+            "update_forced_keeps": True}
 
 
 @register("esapn", params=DEFAULTS, label="ESAPN", native_mode=True, device_test=([None, 80], dict(

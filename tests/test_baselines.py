@@ -248,6 +248,40 @@ def test_optemb_every_budgeted_candidate_is_feasible_and_masks_validate(tmp_path
     assert (tmp_path / "init.pt").exists()
 
 
+@pytest.mark.parametrize("learn_from_forced", [True, False])
+def test_esapn_forced_keeps_at_128_teach_the_policy_only_when_asked(learn_from_forced):
+    """update_forced_keeps (official: True): the REINFORCE update also learns from the forced
+    keep of entities already at 128; False leaves the policy untouched by them."""
+    from baselines.esapn import CANDIDATES, DEFAULTS, ESAPNSearch
+
+    split = random_split(n_users=20, n_items=20, per_user=8)
+    p = {**DEFAULTS, "batch_size": 32, "update_forced_keeps": learn_from_forced}
+    search = ESAPNSearch(_ctx(split), p, None)
+    for w in search.state:  # every entity at 128: every keep of the batch is forced
+        search.state[w].size_idx[:] = len(CANDIDATES) - 1
+        search._apply(w, np.arange(20), search.state[w].size_idx)
+        search.state[w].losses[:, 0] = 5.0  # a baseline far from the batch's loss: advantage != 0
+    before = {w: [t.detach().clone() for t in search.policy[w].parameters()] for w in search.policy}
+    search.controller_update(search.sampler.sample())
+    changed = {w: any(not torch.equal(a, b) for a, b in zip(before[w], search.policy[w].parameters()))
+               for w in search.policy}
+    assert changed == {"user": learn_from_forced, "item": learn_from_forced}
+
+
+def test_esapn_policy_trace_separates_the_advantage_of_each_sampled_action():
+    from baselines.esapn import PolicyTrace
+
+    trace = PolicyTrace()
+    trace.sampled(np.array([0.2, 0.4, -0.1, -0.5]), np.array([1, 1, 0, 0]),
+                  np.array([0.6, 0.7, 0.4, 0.9]), forced=np.array([False, False, False, True]))
+    trace.sampled(np.array([0.3]), np.array([0]), np.array([0.5]), forced=np.array([False]))
+    trace.decided(10, 4)
+    assert trace.text() == ("advantage of sampled enlarge +0.3000 (n=2), keep +0.1000 (n=2); "
+                            "mean p(enlarge) 0.550; forced keep at 128 -0.5000 (n=1); greedy "
+                            "enlarged 4 of 10 decisions")
+    assert "enlarge +nan (n=0)" in PolicyTrace().text()  # an empty window says so, no crash
+
+
 def test_esapn_and_optemb_searches_log_totals_and_an_eta(tmp_path, caplog):
     """Every long step shows progress with totals and an ETA (python -m ciess.logs reads it)."""
     split = random_split(n_users=40, n_items=30, per_user=12)

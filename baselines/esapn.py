@@ -289,7 +289,8 @@ class ESAPNSearch:
 
 # update_forced_keeps: the REINFORCE update also learns from the forced "keep" of entities already
 # at 128, as the official code's update does (every row of the batch); False learns from sampled
-# decisions only (docs/baselines.md §5: measured, it is what drives the item sizes up)
+# decisions only (a forced action is not a decision; measured on ML-1M LightGCN: native sparsity
+# 8.0% instead of 6.4%, docs/baselines.md §5). The official behaviour stays the default.
 DEFAULTS = {"batch_size": 500, "search_epochs": 1.0, "model_lr": 1e-3, "policy_lr": 1e-4,
             "update_forced_keeps": True}
 

@@ -54,9 +54,10 @@ class EntityState:
         self.cursor = np.zeros(n, np.int64)
 
     def baseline(self, ids: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            mean = np.nanmean(self.losses[ids], axis=1)
-        return np.where(np.isnan(mean), fallback, mean)
+        seen = self.losses[ids]
+        count = (~np.isnan(seen)).sum(axis=1)
+        total = np.nansum(seen, axis=1)
+        return np.where(count > 0, total / np.maximum(count, 1), fallback)
 
     def record(self, ids: np.ndarray, losses: np.ndarray) -> None:
         for n, loss in zip(ids, losses):  # one row per distinct entity of a batch

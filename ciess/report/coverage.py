@@ -31,6 +31,7 @@ from ciess.report.reports import model_label, paper_cells, sparsity_mismatch
 
 NOT_RUN_STATUSES = ("not run", "not reached")
 SPARSITY_NOT_REACHED = "sparsity not reached"  # shipped native rows at another sparsity
+WHY = "; why: "  # joins a native row's sparsity note and its recorded reason
 NOT_RUN_KEYS = {"dataset", "model", "methods", "status", "reason"}
 REASON_COLUMNS = ["dataset", "model", "method", "status", "reason"]
 COLUMNS = ["dataset", "model", "method", "paper cells", "our cells", "with Δ%", "seeds",
@@ -110,7 +111,7 @@ def table1_coverage(rows: pd.DataFrame, paper: pd.DataFrame, not_run: pd.DataFra
         if status == "shipped" and n_ours > int(g["with_delta"].sum()):
             reason = _sparsity_note(g)
             if recorded is not None and recorded["status"] == SPARSITY_NOT_REACHED:
-                reason += f"; why: {recorded['reason']}"
+                reason += WHY + recorded["reason"]
         out.append({"dataset": dataset, "model": model_label(model), "method": method,
                     "paper cells": len(g), "our cells": n_ours,
                     "with Δ%": int(g["with_delta"].sum()),
@@ -134,7 +135,7 @@ def unexplained(coverage: pd.DataFrame) -> pd.DataFrame:
     the shipped native rows without a Δ% whose different sparsity has no recorded reason."""
     no_delta = (coverage["status"] == "shipped") & (coverage["with Δ%"] < coverage["our cells"])
     return coverage[coverage["status"].str.startswith("missing")
-                    | (no_delta & ~coverage["reason"].str.contains("; why: ", regex=False))]
+                    | (no_delta & ~coverage["reason"].str.contains(WHY, regex=False))]
 
 
 def reason_lines(coverage: pd.DataFrame) -> list[str]:

@@ -82,8 +82,9 @@ def restore_random_streams(streams: dict) -> None:
 class Checkpoint:
     """One checkpoint file (a training phase's, a CIESS search's): ``load`` the state this run
     saved (None when there is none, or it belongs to other inputs), ``save`` it when ``due``
-    (``every_s`` seconds since the last save; 0 = at every opportunity). With ``rule_log``, each save holds the job's log
-    so far (``resume_rule_log`` writes it back once, when the job resumes)."""
+    (``every_s`` seconds since the last save; 0 = at every opportunity). With ``rule_log``, each
+    save holds the job's log so far (``resume_rule_log`` writes it back once, when the job
+    resumes)."""
 
     path: Path
     key: dict

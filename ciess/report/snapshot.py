@@ -29,8 +29,8 @@ from pathlib import Path
 from ciess.per_user import PER_USER_FILE
 from ciess.io import read_json, sha256_file
 from ciess.logs import log_span
-from ciess.provenance import cpu_model
 from ciess.masks import count_params, load_mask, meets_budget
+from ciess.provenance import cpu_model
 from ciess.report.records import RecordError, read_record
 
 MAX_BYTES = 20 * 1024 * 1024

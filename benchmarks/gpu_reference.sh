@@ -24,14 +24,19 @@ export PATH="$REPO/.venv/bin:$PATH"
 mkdir -p "$OUT" && OUT="$(cd "$OUT" && pwd)"
 START=$(date +%s)
 log() { echo "[$(date -u +%H:%M:%S) +$(( $(date +%s) - START ))s] $*" | tee -a "$OUT/steps.log"; }
+# A step past its limit gets SIGTERM, its whole process group (Snakemake's jobs too) SIGKILL 15 s
+# later: a job that does not end on SIGTERM cannot hold the script past its limits.
+bounded() { local limit="$1"; shift; timeout --kill-after=15 "$limit" "$@"; }
 
 case "$MODE" in
-  gpu)   DEVICE=cuda; DATASET=ml-1m  # worst case 90+60+90+120+90 s = 7.5 min, < 8 with start-up
-         T_TESTS=90; T_DATA=60; T_TIMINGS=90; T_FIRST=120; T_REST=90
+  gpu)   DEVICE=cuda; DATASET=ml-1m  # worst case 90+60+90+120+90+30 s = 8 min (+15 s a killed step)
+         T_TESTS=90; T_DATA=60; T_TIMINGS=90; T_FIRST=120; T_REST=90; T_SNAP=30
          SEARCH_EPOCHS=5
          MODE_KEYS="ciess: {episodes: 3, iterations: 5, budget: {unit: epochs, value: 5}}";;
   smoke) DEVICE=cpu; DATASET=ml-100k    # T_REST short: the step only has to run and be cut
-         T_TESTS=300; T_DATA=300; T_TIMINGS=300; T_FIRST=300; T_REST=30   # (300 cost 5 min a test run)
+         # ~60 s in all on 2 idle cores (8+6+6+12+30+1 s); the limits allow a loaded machine
+         # 10-20x that, and sum to 14 min with the kills, under the test's 20 min
+         T_TESTS=180; T_DATA=120; T_TIMINGS=120; T_FIRST=240; T_REST=30; T_SNAP=60
          SEARCH_EPOCHS=0.5
          MODE_KEYS="train: {eval_every: 10, patience: 2, max_batches: 30}
 ciess: {episodes: 1, iterations: 2, budget: {unit: batches, value: 2}}
@@ -52,7 +57,7 @@ if torch.cuda.is_available():
 EOF
 
 log "1/4 device tests"
-(cd "$REPO" && timeout "$T_TESTS" "$PY" -m pytest -q -rs -p no:cacheprovider \
+(cd "$REPO" && bounded "$T_TESTS" "$PY" -m pytest -q -rs -p no:cacheprovider \
    tests/test_devices.py tests/test_propagation.py) > "$OUT/tests.log" 2>&1
 log "    tests exit $? ($(tail -1 "$OUT/tests.log"))"
 
@@ -72,8 +77,8 @@ CONF=(--configfile "$REPO/config/reference.yaml" "$OUT/profile.yaml" "$OUT/searc
 MANIFEST="results/data/$DATASET/split/manifest.json"
 
 log "2/4 unit costs on $DEVICE"
-timeout "$T_DATA" "${SMK[@]}" "$MANIFEST" "${CONF[@]}" > "$OUT/snakemake-data.log" 2>&1
-timeout "$T_TIMINGS" "$PY" "$REPO/benchmarks/device_timings.py" --manifest "$RUN/$MANIFEST" \
+bounded "$T_DATA" "${SMK[@]}" "$MANIFEST" "${CONF[@]}" > "$OUT/snakemake-data.log" 2>&1
+bounded "$T_TIMINGS" "$PY" "$REPO/benchmarks/device_timings.py" --manifest "$RUN/$MANIFEST" \
   --device "$DEVICE" --search-epochs "$SEARCH_EPOCHS" --out "$OUT/timings.json" \
   > "$OUT/timings.log" 2>&1
 log "    timings exit $?: $(tr -d '\n ' < "$OUT/timings.json" 2>/dev/null | cut -c1-300)"
@@ -81,15 +86,15 @@ log "    timings exit $?: $(tr -d '\n ' < "$OUT/timings.json" 2>/dev/null | cut 
 log "3/4 reference profile on $DEVICE: Full and ES first"
 FIRST=("results/runs/$DATASET/lightgcn/full/dense/seed0/metrics.json")
 for b in 80 90 95; do FIRST+=("results/runs/$DATASET/lightgcn/es/c$b/seed0/metrics.json"); done
-timeout "$T_FIRST" "${SMK[@]}" "${FIRST[@]}" "${CONF[@]}" > "$OUT/snakemake-first.log" 2>&1
+bounded "$T_FIRST" "${SMK[@]}" "${FIRST[@]}" "${CONF[@]}" > "$OUT/snakemake-first.log" 2>&1
 log "    Full + ES exit $?"
 log "    then MR, PEP and the CIESS search, as far as $T_REST s allow"
-timeout "$T_REST" "${SMK[@]}" all --omit-from aggregate_results "${CONF[@]}" \
+bounded "$T_REST" "${SMK[@]}" all --omit-from aggregate_results "${CONF[@]}" \
   > "$OUT/snakemake-rest.log" 2>&1
-log "    rest exit $? (124 = stopped by its time limit)"
+log "    rest exit $? (124 = stopped by its time limit, 137 = killed 15 s after)"
 
 log "4/4 snapshot of what finished"
-(cd "$REPO" && "$PY" -m ciess.report.snapshot "$RUN/results" "$OUT/snapshot" --profile "$OUT/profile.yaml") \
+(cd "$REPO" && bounded "$T_SNAP" "$PY" -m ciess.report.snapshot "$RUN/results" "$OUT/snapshot" --profile "$OUT/profile.yaml") \
   > "$OUT/snapshot.log" 2>&1
 log "    snapshot exit $?: $(tail -1 "$OUT/snapshot.log")"
 log "done in $(( $(date +%s) - START )) s"

@@ -66,15 +66,27 @@ class MethodContext:
                 "seed": self.seed, "d_max": D_MAX, **extra}
 
     def save_init_state(self, tables: dict) -> None:
-        """Save the step-0 embedding tables that retraining rewinds to (PEP, OptEmb)."""
-        import torch
-
-        from ciess.io import atomic_path
+        """Save the step-0 embedding tables ({name: nn.Embedding or tensor}) that retraining
+        rewinds to (needs the method's `rewind: true`)."""
+        from ciess.init_state import save_tables
 
         if self.init_state_path is None:
             raise RuntimeError("this method rewinds, but its config block lacks `rewind: true`")
-        with atomic_path(self.init_state_path) as tmp:
-            torch.save({k: v.detach().cpu() for k, v in tables.items()}, tmp)
+        save_tables(tables, self.init_state_path)
+
+    def rewindable_start(self, model_overrides: dict | None = None):
+        """The model a rewinding method (PEP, OptEmb) searches from, seeded and built full-size,
+        and its embedding tables ({name: nn.Embedding}), whose values it saves as the step-0
+        tables: a function of split, model, overrides and seed, so ``python -m
+        ciess.init_state`` rebuilds the file where a snapshot left it out.
+        ``model_overrides``: the search's own (default: the context's)."""
+        from ciess.init_state import search_start
+
+        model, tables = search_start(
+            self.model, self.split, self.seed, self.train_settings().device,
+            self.model_overrides if model_overrides is None else model_overrides)
+        self.save_init_state(tables)
+        return model, tables
 
 
 MakeMasks = Callable[[MethodContext, list], dict]

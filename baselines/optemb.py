@@ -19,9 +19,8 @@ from torch.nn.utils import parametrize
 from baselines import MethodContext, register
 from ciess.evaluate import evaluate
 from ciess.masks import D_MAX, budget_params, repair_to_budget, sizes_mask
-from ciess.models import build_model, embedding_tables
 from ciess.progress import Progress
-from ciess.train import TrainHooks, seed_everything, train_model
+from ciess.train import TrainHooks, train_model
 
 
 class BinaryStep(torch.autograd.Function):
@@ -184,11 +183,7 @@ DEFAULTS = {"alpha": 1e-4, "t_lr": 1e-4, "generations": 30, "population": 20, "c
 def make_masks(ctx: MethodContext, targets: list) -> dict:
     p = {**DEFAULTS, **ctx.params}
     split, settings = ctx.split, ctx.train_settings()
-    seed_everything(ctx.seed)
-    model = build_model(ctx.model, split.n_users, split.n_items, split.train, ctx.model_overrides,
-                        settings.device)
-    tables = embedding_tables(model)
-    ctx.save_init_state({name: t.weight.detach().clone() for name, t in tables.items()})
+    model, tables = ctx.rewindable_start()
     for t in tables.values():
         parametrize.register_parametrization(t, "weight",
                                              SupernetMask(t.weight.shape[0], t.weight.device))
@@ -209,7 +204,7 @@ def make_masks(ctx: MethodContext, targets: list) -> dict:
     outcome = train_model(model, split, settings, ctx.seed, tag="[supernet] ", hooks=hooks)
     ctx.log.info("supernet: best validation AVG %.5f at step %d; thresholds %s",
                  outcome.best_valid.means["avg"], outcome.best_step,
-                 [round(float(m.t), 6) for m in masks])
+                 [round(float(m.t.detach()), 6) for m in masks])
     model.eval()
     out = {}
     progress = Progress(p["generations"] * len(targets))

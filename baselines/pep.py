@@ -28,10 +28,9 @@ from torch.nn.utils import parametrize
 
 from baselines import MethodContext, register
 from ciess.masks import capacity, elements_mask, meets_budget
-from ciess.models import build_model, embedding_tables
 from ciess.progress import Progress
 from ciess.sampler import TripleSampler
-from ciess.train import lr_at, seed_everything, train_step
+from ciess.train import lr_at, train_step
 
 
 class SoftThreshold(nn.Module):
@@ -62,15 +61,11 @@ def make_masks(ctx: MethodContext, targets: list[int]) -> dict:
     if any(t is None for t in targets):
         raise ValueError("PEP has no native mode: give target sparsities")
     split, settings = ctx.split, ctx.train_settings()
-    seed_everything(ctx.seed)
     # `reg_weight` (None: the base model's) sets the batch L2 factor for the search only, as the
     # lightweight benchmark's PEP runs do (docs/baselines.md §4); retraining keeps the base one
     overrides = {**ctx.model_overrides,
                  **({} if p["reg_weight"] is None else {"reg_weight": float(p["reg_weight"])})}
-    model = build_model(ctx.model, split.n_users, split.n_items, split.train, overrides,
-                        settings.device)
-    named = embedding_tables(model)  # {name: nn.Embedding}, user/item (x GMF/MLP for NeuMF)
-    ctx.save_init_state({name: t.weight.detach().clone() for name, t in named.items()})
+    model, named = ctx.rewindable_start(overrides)  # {name: nn.Embedding}, user/item (x GMF/MLP)
     for t in named.values():
         parametrize.register_parametrization(t, "weight", SoftThreshold(t.weight.shape, p["threshold_init"],
                                                                       t.weight.device))

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ciess.checkpoint import Checkpoint, remove_checkpoints, resume_rule_log
+from ciess.init_state import load_tables
 from ciess.io import atomic_path, sha256_file, write_json
 from ciess.masks import Mask, check_budget, load_mask
 from ciess.models import gmf_dense, model_spec
@@ -17,15 +18,6 @@ from ciess.data.read_split import load_split
 from ciess.train import TRAINING_PHASES, TrainSettings, run_masked_training
 
 log = logging.getLogger(__name__)
-
-
-def load_tables(path: str) -> dict:
-    """Saved initial embedding tables (PEP, OptEmb rewinding); errors name the file."""
-    try:
-        return torch.load(path, weights_only=True)
-    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
-        raise ValueError(f"{path}: not a readable tables file ({type(exc).__name__}: {exc})") \
-            from exc
 
 
 def train_and_record(manifest: str, model_name: str, seed: int, train_cfg: dict,
@@ -54,13 +46,14 @@ def train_and_record(manifest: str, model_name: str, seed: int, train_cfg: dict,
              mask_path or "the full-size tables", seed, final_protocol)
     initial = load_tables(init_state_path) if init_state_path else None
     mask_sha256 = sha256_file(mask_path) if mask_path else None
+    init_state_sha256 = sha256_file(init_state_path) if init_state_path else None
     run_folder = Path(metrics_path).parent
     checkpoint_for = None
     if checkpoint_minutes > 0:
         # what identifies this run: a checkpoint of other inputs or code is not resumed
         key = {"data": split.manifest_sha256, "model": model_name, "seed": seed,
                "mask_sha256": mask_sha256,
-               "init_state_sha256": sha256_file(init_state_path) if init_state_path else None,
+               "init_state_sha256": init_state_sha256,
                "train": {k: v for k, v in settings.__dict__.items() if k != "eval_batch_users"},
                "final_protocol": final_protocol, "model_overrides": model_overrides,
                "threads": torch.get_num_threads(), "git_revision": git_revision()}
@@ -74,6 +67,7 @@ def train_and_record(manifest: str, model_name: str, seed: int, train_cfg: dict,
     record = {**(labels or {}), "dataset": split.name, "model": model_name, **out["record"],
               "mask_file": mask_path, "mask_sha256": mask_sha256,
               "mask_meta": mask.meta if mask else None, "init_state": init_state_path,
+              "init_state_sha256": init_state_sha256,
               **run_provenance(config)}
     record["settings_hash"] = settings_hash(record)
     if model_path:

@@ -344,11 +344,12 @@ def test_pep_model_weight_decay_shrinks_the_entries_under_the_thresholds(tmp_pat
 def test_pep_reg_weight_shrinks_the_entries_during_the_search_only(tmp_path, monkeypatch):
     """A larger batch L2 factor during the search (the lightweight benchmark's way) reaches a
     budget in fewer steps; the model of the search gets it, the base settings do not change."""
-    import baselines.pep as pep
+    import ciess.models as models  # ciess.init_state.search_start builds the search's model
 
     built = []
-    real_build = pep.build_model
-    monkeypatch.setattr(pep, "build_model", lambda *a, **k: built.append(a[4]) or real_build(*a, **k))
+    real_build = models.build_model
+    monkeypatch.setattr(models, "build_model",
+                        lambda *a, **k: built.append(a[4]) or real_build(*a, **k))
     split = random_split(n_users=60, n_items=50, per_user=16)
     steps = {}
     for reg in (None, 5.0):

@@ -272,7 +272,7 @@ def test_unreadable_npz_files_name_the_file(tmp_path):
 
 
 def test_unreadable_tables_file_names_the_file(tmp_path):
-    from ciess.runs import load_tables
+    from ciess.init_state import load_tables
     (tmp_path / "init.pt").write_bytes(b"\x80\x02garbage")
     with pytest.raises(ValueError, match=r"init\.pt: not a readable tables file"):
         load_tables(str(tmp_path / "init.pt"))

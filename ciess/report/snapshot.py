@@ -6,7 +6,8 @@ copies from a run's ``results/`` folder what a reader needs to check its numbers
 heavy: every metrics JSON, every mask, CIESS search logs, executed masks, candidates and
 selections, the tables, the figures,
 the rendered notebooks, labelled side runs under ``diagnostics/`` and every rule's log (never
-model weights or initial tables). Machine-specific paths in copied text (the run folder, this
+model weights or initial tables: ``python -m ciess.init_state`` rebuilds a rewinding method's
+``init_state.pt`` from split, model and seed). Machine-specific paths in copied text (the run folder, this
 repository, the data mirror) become ``<run>``, ``<repo>``, ``<mirror>``. Before anything is
 written it verifies each run: its data-manifest checksum equals the split's manifest, its mask file's sha256
 equals the one the run recorded, and a budgeted mask meets its budget. It then writes

@@ -1,0 +1,71 @@
+"""ciess.init_state: a rewinding method's init_state.pt rebuilt from split, model and seed, equal
+to what the method's own search saved (a snapshot leaves the file out), and a rebuild that
+differs from a kept copy refused."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from baselines import MethodContext, get_method
+from ciess.data.read_split import load_split
+from ciess.data.split import split_per_user, write_split
+from ciess.init_state import differences, load_tables, main
+
+
+def _manifest(tmp_path, n_users=60, n_items=50):
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame([(u, i) for u in range(n_users) for i in rng.choice(n_items, 16, False)],
+                         columns=["user_id", "item_id"])
+    parts, summary = split_per_user(table)
+    write_split(parts, tmp_path / "split", "toy", {"users": n_users, "items": n_items}, 42,
+                (0.5, 0.25, 0.25), summary)
+    return tmp_path / "split" / "manifest.json"
+
+
+def _search(method, manifest, model, seed, out, **params):
+    ctx = MethodContext(split=load_split(manifest), model=model, seed=seed, params=params,
+                        train={"batch_size": 128, "eval_every": 5, "patience": 2,
+                               "max_batches": 10, "device": "cpu"},
+                        init_state_path=out, log=logging.getLogger("test"))
+    get_method(method)(ctx, [80])
+
+
+@pytest.mark.parametrize("method,model,params", [
+    ("pep", "lightgcn", dict(threshold_init=-6.0, s_lr=0.05, max_steps=2000, batch_size=128,
+                             model_lr=1e-3)),
+    ("optemb", "neumf", dict(alpha=1e-2, t_lr=1e-2, generations=1, population=4, crossovers=2,
+                             mutations=2, elites=3)),
+])
+def test_the_rebuilt_init_state_equals_the_searchs_own(tmp_path, capsys, method, model, params):
+    manifest = _manifest(tmp_path)
+    _search(method, manifest, model, 3, tmp_path / "search.pt", **params)
+    rebuilt = tmp_path / "masks" / "init_state.pt"
+    assert main([str(manifest), model, "3", str(rebuilt), "--same-as",
+                 str(tmp_path / "search.pt")]) == 0
+    assert "rebuilt tables equal" in capsys.readouterr().out
+    ours, theirs = load_tables(rebuilt), load_tables(tmp_path / "search.pt")
+    assert set(ours) == set(theirs) and all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_a_rebuild_that_differs_from_the_kept_copy_is_refused_and_not_written(tmp_path, capsys):
+    manifest = _manifest(tmp_path)
+    assert main([str(manifest), "lightgcn", "0", str(tmp_path / "seed0.pt")]) == 0
+    out = tmp_path / "seed1.pt"
+    assert main([str(manifest), "lightgcn", "1", str(out), "--same-as",
+                 str(tmp_path / "seed0.pt")]) == 1
+    err = capsys.readouterr().err
+    assert "seed0.pt" in err and "user_embedding: values differ" in err and not out.exists()
+
+
+def test_differences_name_tables_shapes_and_values():
+    a = {"user_embedding": torch.zeros(3, 4), "item_embedding": torch.zeros(2, 4)}
+    assert differences(a, {k: v.clone() for k, v in a.items()}) == []
+    assert differences(a, {"user_embedding": a["user_embedding"]}) == [
+        "tables ['item_embedding', 'user_embedding'] vs ['user_embedding']"]
+    b = {"user_embedding": torch.zeros(3, 5), "item_embedding": torch.ones(2, 4)}
+    assert differences(a, b) == ["item_embedding: values differ (max |diff| 1)",
+                                 "user_embedding: shape (3, 4) vs (3, 5)"]

@@ -16,6 +16,7 @@
 #   4. a reference snapshot of whatever finished (python -m ciess.report.snapshot), in OUT_DIR/snapshot
 # Everything (logs, timings, metrics, the profile used) is written under OUT_DIR.
 set -uo pipefail
+exec < /dev/null  # no step may wait on a terminal (timeout runs each in a background group)
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${1:?usage: gpu_reference.sh OUT_DIR [smoke]}"
 MODE="${2:-gpu}"

@@ -29,6 +29,7 @@
 # OUT_DIR/logs.tgz with this script's own logs (tests, unit costs, Snakemake). DEVICE=cpu (and
 # PYTHON, CORES) make the same run on a CPU, as the test suite does on MovieLens-100K.
 set -uo pipefail
+exec < /dev/null  # no step may wait on a terminal (timeout runs each in a background group)
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${1:?usage: gpu_targets.sh OUT_DIR DEADLINE_S TARGETS_FILE PRIORITY_FILE CONFIGFILE...}"
 DEADLINE="${2:?deadline in seconds}"
@@ -71,12 +72,12 @@ log "dry run: $(grep -E '^total ' "$LOGS/dry-run.log" | tr -s ' ') jobs planned"
 if [ "${TIMINGS:-1}" = 1 ]; then
   MANIFEST=$(targets_of "$TARGETS" | head -1 | sed -E 's#results/runs/([^/]+)/.*#results/data/\1/split/manifest.json#')
   log "unit costs of LightGCN on $DEVICE, alone on the machine (at most 90 s)"
-  timeout 90 "$PY" benchmarks/device_timings.py --manifest "$MANIFEST" --device "$DEVICE" \
+  timeout -k 15 90 "$PY" benchmarks/device_timings.py --manifest "$MANIFEST" --device "$DEVICE" \
     --out "$LOGS/timings-lightgcn.json" > "$LOGS/timings-lightgcn.log" 2>&1
   log "    exit $?: $(tr -d '\n ' < "$LOGS/timings-lightgcn.json" 2>/dev/null | cut -c1-200)"
 fi
 log "background: the CUDA tests"
-(timeout 240 "$PY" -m pytest -q -rs -p no:cacheprovider tests/test_devices.py \
+(timeout -k 15 240 "$PY" -m pytest -q -rs -p no:cacheprovider tests/test_devices.py \
    tests/test_propagation.py > "$LOGS/cuda-tests.log" 2>&1; echo "exit $?" >> "$LOGS/cuda-tests.log") &
 TESTS=$!
 

@@ -26,8 +26,8 @@ def test_gpu_reference_script_smoke_run_on_cpu(tmp_path):
     out = tmp_path / "gpu"
     # its own session, so that a hang is ended with all its children and nothing holds the pipe
     proc = subprocess.Popen(["bash", str(REPO / "benchmarks/gpu_reference.sh"), str(out), "smoke"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         output, _ = proc.communicate(timeout=LIMIT_S)
     except subprocess.TimeoutExpired:

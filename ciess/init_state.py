@@ -14,6 +14,7 @@ when there is one::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from pathlib import Path
 
@@ -49,6 +50,17 @@ def load_tables(path: str | Path) -> dict:
     except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
         raise ValueError(f"{path}: not a readable tables file ({type(exc).__name__}: {exc})") \
             from exc
+
+
+def tables_sha256(tables: dict) -> str:
+    """A checksum of the tables' names, shapes, dtypes and values, not of the file: torch.save
+    stores the name it was written under, so two files of equal tables differ byte for byte."""
+    digest = hashlib.sha256()
+    for name in sorted(tables):
+        t = tables[name].detach().cpu().contiguous()
+        digest.update(f"{name} {tuple(t.shape)} {t.dtype}\n".encode())
+        digest.update(t.numpy().tobytes())
+    return digest.hexdigest()
 
 
 def differences(a: dict, b: dict) -> list[str]:
@@ -88,7 +100,8 @@ def main(argv=None) -> int:
             return 1
         print(f"rebuilt tables equal {args.same_as}")
     save_tables(rebuilt, args.out)
-    print(f"wrote {args.out}: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in rebuilt.items()))
+    print(f"wrote {args.out}: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in rebuilt.items())
+          + f"; tables sha256 {tables_sha256(rebuilt)} (a record's init_state_sha256)")
     return 0
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ciess.checkpoint import Checkpoint, remove_checkpoints, resume_rule_log
-from ciess.init_state import load_tables
+from ciess.init_state import load_tables, tables_sha256
 from ciess.io import atomic_path, sha256_file, write_json
 from ciess.masks import Mask, check_budget, load_mask
 from ciess.models import gmf_dense, model_spec
@@ -46,7 +46,7 @@ def train_and_record(manifest: str, model_name: str, seed: int, train_cfg: dict,
              mask_path or "the full-size tables", seed, final_protocol)
     initial = load_tables(init_state_path) if init_state_path else None
     mask_sha256 = sha256_file(mask_path) if mask_path else None
-    init_state_sha256 = sha256_file(init_state_path) if init_state_path else None
+    init_state_sha256 = tables_sha256(initial) if initial is not None else None  # values, not file
     run_folder = Path(metrics_path).parent
     checkpoint_for = None
     if checkpoint_minutes > 0:

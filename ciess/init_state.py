@@ -26,7 +26,8 @@ from ciess.io import atomic_path
 def search_start(model_name: str, split, seed: int, device: str,
                  model_overrides: dict | None = None) -> tuple[torch.nn.Module, dict]:
     """The model a rewinding search starts from, and its embedding tables ({name: nn.Embedding},
-    user/item, x GMF/MLP for NeuMF): what ``init_state.pt`` holds."""
+    user/item, x GMF/MLP for NeuMF): what ``init_state.pt`` holds. ``build_model`` draws the
+    weights on the CPU before moving them to ``device``, so they do not depend on the device."""
     from ciess.models import build_model, embedding_tables
     from ciess.train import seed_everything
 

@@ -1,6 +1,8 @@
 """Small synthetic data for unit tests."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -23,6 +25,23 @@ def random_split(n_users=40, n_items=30, per_user=12, seed=0) -> SplitData:
 
     return SplitData("synthetic", n_users, n_items, csr(parts["train"]), csr(parts["valid"]),
                      csr(parts["test"]), "0" * 64)
+
+
+def written_split(folder: Path, n_users=20, n_items=15, per_user=8) -> Path:
+    """A toy split written to ``folder/split`` by the suite's own writer (per-user 50/25/25);
+    returns its manifest.json."""
+    import pandas as pd
+
+    from ciess.data.split import split_per_user, write_split
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame([(u, i) for u in range(n_users)
+                          for i in rng.choice(n_items, per_user, False)],
+                         columns=["user_id", "item_id"])
+    parts, summary = split_per_user(table)
+    write_split(parts, folder / "split", "toy", {"users": n_users, "items": n_items}, 42,
+                (0.5, 0.25, 0.25), summary)
+    return folder / "split" / "manifest.json"
 
 
 def run_notebook(name: str, tmp_path, **parameters) -> list[dict]:

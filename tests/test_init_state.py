@@ -5,25 +5,17 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from baselines import MethodContext, get_method
 from ciess.data.read_split import load_split
-from ciess.data.split import split_per_user, write_split
 from ciess.init_state import differences, load_tables, main, tables_sha256
+from helpers import written_split
 
 
-def _manifest(tmp_path, n_users=60, n_items=50):
-    rng = np.random.default_rng(0)
-    table = pd.DataFrame([(u, i) for u in range(n_users) for i in rng.choice(n_items, 16, False)],
-                         columns=["user_id", "item_id"])
-    parts, summary = split_per_user(table)
-    write_split(parts, tmp_path / "split", "toy", {"users": n_users, "items": n_items}, 42,
-                (0.5, 0.25, 0.25), summary)
-    return tmp_path / "split" / "manifest.json"
+def _manifest(tmp_path):
+    return written_split(tmp_path, n_users=60, n_items=50, per_user=16)
 
 
 def _search(method, manifest, model, seed, out, **params):

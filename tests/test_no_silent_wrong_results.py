@@ -17,7 +17,6 @@ from baselines import method_params
 from ciess.config_checks import ConfigError, check_config, rename_deprecated
 from ciess.data.fetch import load_catalog
 from ciess.data.preprocess import check_published, parse_movielens, read_int_table
-from ciess.data.split import split_per_user, write_split
 from ciess.io import atomic_path, load_npz, write_json
 from ciess.logs import JobAlreadyRunning, hold_job_lock
 from ciess.masks import (MaskFileError, check_budget, load_mask, save_mask, sizes_mask)
@@ -25,19 +24,12 @@ from ciess.models.registry import MODELS
 from ciess.report.records import RecordError, read_record
 from ciess.data.read_split import SplitMismatch, load_split
 from conftest import REPO, run_in_clone
+from helpers import written_split
 from ciess.profiles import load_profile
-
-import pandas as pd
 
 
 def _split(tmp_path, n_users=20, n_items=15):
-    rng = np.random.default_rng(0)
-    table = pd.DataFrame([(u, i) for u in range(n_users) for i in rng.choice(n_items, 8, False)],
-                         columns=["user_id", "item_id"])
-    parts, summary = split_per_user(table)
-    write_split(parts, tmp_path / "split", "toy", {"users": n_users, "items": n_items}, 42,
-                (0.5, 0.25, 0.25), summary)
-    return tmp_path / "split" / "manifest.json"
+    return written_split(tmp_path, n_users, n_items)
 
 
 # 1. an edited split ---------------------------------------------------------------------------

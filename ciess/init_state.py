@@ -37,11 +37,15 @@ def search_start(model_name: str, split, seed: int, device: str,
     return model, embedding_tables(model)
 
 
+def table_values(tables: dict) -> dict:
+    """{name: weight tensor on the CPU} from {name: nn.Embedding or tensor}."""
+    return {k: (t.weight if hasattr(t, "weight") else t).detach().cpu() for k, t in tables.items()}
+
+
 def save_tables(tables: dict, path: str | Path) -> None:
     """Write the tables' weights (on the CPU) to ``path``, whole or not at all."""
     with atomic_path(path) as tmp:
-        torch.save({k: (t.weight if hasattr(t, "weight") else t).detach().cpu()
-                    for k, t in tables.items()}, tmp)
+        torch.save(table_values(tables), tmp)
 
 
 def load_tables(path: str | Path) -> dict:
@@ -94,7 +98,7 @@ def main(argv=None) -> int:
     split = load_split(args.manifest)
     overrides = (load_profile(*args.profile).get("model_overrides") or {}).get(args.model, {})
     _, tables = search_start(args.model, split, args.seed, "cpu", overrides)
-    rebuilt = {k: t.weight.detach().cpu() for k, t in tables.items()}
+    rebuilt = table_values(tables)
     if args.same_as:
         if diff := differences(rebuilt, load_tables(args.same_as)):
             print(f"rebuilt tables differ from {args.same_as}: " + "; ".join(diff), file=sys.stderr)

@@ -18,10 +18,13 @@ them.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import time
 from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +35,45 @@ from ciess.io import atomic_path
 log = logging.getLogger(__name__)
 
 CHECKPOINT_GLOB = "checkpoint-*.pt"
+
+PACKAGE_ROOT = Path(__file__).parent
+# Subpackages whose code never shapes a trained model or a search's state: a change there
+# leaves every checkpoint resumable.
+NOT_TRAINING_CODE = ("report",)
+# Packages whose version can change what a training step computes.
+NUMERIC_PACKAGES = ("torch", "numpy", "recbole")
+
+
+@cache
+def training_code_digest(package_root: Path = PACKAGE_ROOT) -> str:
+    """sha256 over the paths and bytes of the package's Python sources that train and search
+    (all but NOT_TRAINING_CODE): the code a checkpoint must have been written by. Unlike the
+    git revision, a commit of docs, tests, workflow rules or reports leaves it unchanged, so a
+    run stopped by a session's end resumes after such commits; an edit of training code, even
+    uncommitted, changes it."""
+    digest = hashlib.sha256()
+    for path in sorted(package_root.rglob("*.py")):
+        relative = path.relative_to(package_root)
+        if relative.parts[0] in NOT_TRAINING_CODE:
+            continue
+        digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def resume_environment() -> dict:
+    """What besides a run's inputs must match for its checkpoint to be resumed: the training
+    code, the numeric packages' versions and the thread count (float reductions depend on
+    it), so that a resumed run ends with the metrics an uninterrupted one would have."""
+    return {"training_code": training_code_digest(),
+            "packages": {name: _version(name) for name in NUMERIC_PACKAGES},
+            "threads": torch.get_num_threads()}
 
 
 RESTORED_BEGIN = "---- the earlier attempt's log, restored from the checkpoint ----"

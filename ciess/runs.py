@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ciess.checkpoint import Checkpoint, remove_checkpoints, resume_rule_log
+from ciess.checkpoint import (Checkpoint, remove_checkpoints, resume_environment,
+                              resume_rule_log)
 from ciess.init_state import load_tables, tables_sha256
 from ciess.io import atomic_path, sha256_file, write_json
 from ciess.masks import Mask, check_budget, load_mask
 from ciess.models import gmf_dense, model_spec
 from ciess.per_user import write_per_user
-from ciess.provenance import git_revision, run_provenance, settings_hash
+from ciess.provenance import run_provenance, settings_hash
 from ciess.data.read_split import load_split
 from ciess.train import TRAINING_PHASES, TrainSettings, run_masked_training
 
@@ -56,7 +57,7 @@ def train_and_record(manifest: str, model_name: str, seed: int, train_cfg: dict,
                "init_state_sha256": init_state_sha256,
                "train": {k: v for k, v in settings.__dict__.items() if k != "eval_batch_users"},
                "final_protocol": final_protocol, "model_overrides": model_overrides,
-               "threads": torch.get_num_threads(), "git_revision": git_revision()}
+               **resume_environment()}
         checkpoint_for = lambda phase: Checkpoint(  # noqa: E731
             run_folder / f"checkpoint-{phase}.pt", key, every_s=60.0 * checkpoint_minutes,
             rule_log=rule_log)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import ciess.train as train_module
-from ciess.checkpoint import RESTORED_BEGIN, RESTORED_END, Checkpoint
+from ciess.checkpoint import RESTORED_BEGIN, RESTORED_END, Checkpoint, training_code_digest
 from ciess.masks import sizes_mask
 from ciess.train import TrainSettings, run_masked_training
 from helpers import random_split
@@ -144,3 +144,54 @@ def test_train_and_record_deletes_its_checkpoints_and_a_rerun_resumes(tmp_path, 
     assert again["test"] == whole["test"] and again["history"] == whole["history"]
     assert not list((tmp_path / "killed").glob("checkpoint-*"))
     assert not list((tmp_path / "whole").glob("checkpoint-*"))
+
+
+def test_the_code_key_follows_training_code_not_reports_or_docs(tmp_path):
+    """A checkpoint's code key changes with the package's training code (even uncommitted)
+    and not with its reports or with files that are not code, unlike the git revision."""
+    package = tmp_path / "package"
+    (package / "report").mkdir(parents=True)
+    (package / "search").mkdir()
+    (package / "train.py").write_text("STEPS = 1\n")
+    (package / "search" / "loop.py").write_text("EPISODES = 1\n")
+    (package / "report" / "table1.py").write_text("TITLE = 'a'\n")
+
+    def digest():
+        return training_code_digest.__wrapped__(package)  # uncached: the files change below
+
+    before = digest()
+    (package / "report" / "table1.py").write_text("TITLE = 'b'\n")
+    (package / "NOTES.md").write_text("a note\n")
+    assert digest() == before
+    (package / "search" / "loop.py").write_text("EPISODES = 2\n")
+    changed = digest()
+    assert changed != before
+    (package / "search" / "loop.py").rename(package / "search" / "walk.py")
+    assert digest() not in (before, changed)
+
+
+def test_a_checkpoint_of_other_training_code_is_not_resumed(tmp_path, monkeypatch, caplog):
+    """The rule path keys its checkpoints on ``resume_environment``: after a change of training
+    code (or thread count, or torch) the killed run starts over and ends like a fresh one."""
+    import ciess.runs
+    from ciess.checkpoint import resume_environment
+
+    split, _ = _split_and_mask()
+    monkeypatch.setattr(ciess.runs, "load_split", lambda manifest: split)
+    cfg = {"batch_size": 256, "eval_every": 2, "patience": 3, "max_batches": 14}
+
+    def record(folder):
+        return ciess.runs.train_and_record("manifest.json", "lightgcn", 0, cfg, "merge_fixed", {},
+                                           str(folder / "metrics.json"), checkpoint_minutes=1e-9)
+
+    whole = record(tmp_path / "whole")
+    with monkeypatch.context() as m:
+        _kill_after(m, 5)
+        with pytest.raises(Killed):
+            record(tmp_path / "killed")
+    monkeypatch.setattr(ciess.runs, "resume_environment",
+                        lambda: {**resume_environment(), "training_code": "edited"})
+    again = record(tmp_path / "killed")
+    assert "a checkpoint of other inputs" in caplog.text
+    assert not again.get("resumed")
+    assert again["test"] == whole["test"] and again["history"] == whole["history"]

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from ciess.checkpoint import (Checkpoint, random_streams, restore_random_streams,
-                              restore_rule_log)
+                              restore_rule_log, resume_environment)
 from ciess.evaluate import METRICS
 from ciess.labels import Search
 from ciess.masks import D_MAX, budget_params, proportional_sizes
@@ -177,7 +177,8 @@ def run_search(env: SizeSearchEnv, cfg: SearchSettings, seed: int, labels: dict,
     rows, all_u, all_i = [], [], []
     # the search's whole state after each episode (docs/ciess.md §14), with the log so far:
     # resuming gives the same log and masks as a search that was never stopped (tested)
-    ckpt = (Checkpoint(Path(checkpoint), {"search": search_fingerprint(env, cfg, seed, labels)},
+    ckpt = (Checkpoint(Path(checkpoint), {"search": search_fingerprint(env, cfg, seed, labels),
+                                          **resume_environment()},
                        every_s=0.0, rule_log=rule_log) if checkpoint else None)
     saved = ckpt.load() if ckpt else None
     first = 1

@@ -24,13 +24,13 @@ import random
 import time
 from dataclasses import dataclass, field
 from functools import cache
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ciess.io import atomic_path
+from ciess.provenance import package_versions
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +60,12 @@ def training_code_digest(package_root: Path = PACKAGE_ROOT) -> str:
     return digest.hexdigest()
 
 
-def _version(package: str) -> str:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "not installed"
-
-
 def resume_environment() -> dict:
     """What besides a run's inputs must match for its checkpoint to be resumed: the training
     code, the numeric packages' versions and the thread count (float reductions depend on
     it), so that a resumed run ends with the metrics an uninterrupted one would have."""
     return {"training_code": training_code_digest(),
-            "packages": {name: _version(name) for name in NUMERIC_PACKAGES},
+            "packages": package_versions(NUMERIC_PACKAGES),
             "threads": torch.get_num_threads()}
 
 

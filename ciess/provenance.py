@@ -12,9 +12,9 @@ from pathlib import Path
 PACKAGES = ("ciess-bench", "torch", "numpy", "scipy", "pandas", "recbole", "snakemake")
 
 
-def package_versions() -> dict[str, str]:
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     out = {}
-    for name in PACKAGES:
+    for name in names:
         try:
             out[name] = version(name)
         except PackageNotFoundError:

@@ -252,11 +252,38 @@ def initial_model(model_name: str, split: SplitData, train, mask: Mask | None, s
     return model
 
 
+@dataclass
+class TrainOnlyPhase:
+    """What a run's train-only phase hands on: the validation choice (best step, its scores)
+    and the train-only model's test score, from this process or from the record of an earlier
+    train-only run of the same mask (a CIESS candidate; ``from_record``)."""
+
+    valid: dict  # validation means at the best step
+    best_step: int
+    steps: int
+    history: list
+    seconds_train: float
+    seconds_eval: float
+    wall_s: float  # the phase with its test evaluation, earlier processes' saved seconds included
+    test: dict  # the train-only model's test means (the train_val_es number)
+    resumed_at: int | None = None
+
+    @classmethod
+    def from_record(cls, rec: dict, source: str) -> "TrainOnlyPhase":
+        if rec.get("final_protocol") != "train_val_es":
+            raise ValueError(f"{source}: a train-only record is needed to continue a run, this "
+                             f"one's final_protocol is {rec.get('final_protocol')!r}")
+        return cls(rec["valid"], rec["best_step"], rec["steps_trained"], rec["history"],
+                   rec["train_time_s"], rec["eval_time_s"], rec["wall_time_s"], rec["test"],
+                   rec.get("resumed", {}).get("train"))
+
+
 def run_masked_training(split: SplitData, model_name: str, mask: Mask | None, seed: int,
                         settings: TrainSettings, final_protocol: str = "train_val_es",
                         model_overrides: dict | None = None, tag: str = "",
                         initial_tables: dict | None = None,
-                        checkpoint_for: Callable[[str], Checkpoint] | None = None) -> dict:
+                        checkpoint_for: Callable[[str], Checkpoint] | None = None,
+                        trained: TrainOnlyPhase | None = None) -> dict:
     """Build, train, select on validation and test once: the single path behind every number.
 
     ``initial_tables`` rewinds the embedding tables to saved initial weights (PEP, OptEmb).
@@ -264,7 +291,12 @@ def run_masked_training(split: SplitData, model_name: str, mask: Mask | None, se
     killed run resumes where it stopped (``ciess.checkpoint``); its record says where
     (``resumed``), and its wall time adds the saved phases' train and evaluation seconds (work
     after a phase's last save, lost with the process, is not counted).
-    Returns a dict with the model, validation and test results and a metrics record.
+    ``trained``: this run's train-only phase, done before (a CIESS candidate's record): only the
+    merged retraining runs, and the record is the one the whole run would have written (the
+    merged phase draws from ``seed`` afresh and takes nothing from the train-only phase but its
+    number of steps), with the wall time of both.
+    Returns a dict with the model (None when nothing ran), the validation result (None when
+    ``trained`` gave it), the test result and a metrics record.
     """
     phase_checkpoint = checkpoint_for or (lambda phase: None)
     if final_protocol not in FINAL_PROTOCOLS:
@@ -275,54 +307,66 @@ def run_masked_training(split: SplitData, model_name: str, mask: Mask | None, se
         return initial_model(model_name, split, train, mask, seed, device, model_overrides,
                              initial_tables)
 
-    model = fresh_model(split.train)
     t0 = time.perf_counter()
-    outcome = train_model(model, split, settings, seed, tag=tag,
-                          checkpoint=phase_checkpoint("train"))
-    outcomes = {"train": outcome}
-    steps_selected = outcome.best_step
-    # the train-only model's test score: the train_val_es number, and under the merged protocols
-    # a second, clearly named record (it takes no part in any choice)
-    test = evaluate(model, split.train, split.test, [split.valid],
-                    batch_users=settings.eval_batch_users, device=device)
-    test_by_protocol = {"train_val_es": {k: float(v) for k, v in test.means.items()}}
+    model, valid, test = None, None, None
+    if trained is None:
+        model = fresh_model(split.train)
+        outcome = train_model(model, split, settings, seed, tag=tag,
+                              checkpoint=phase_checkpoint("train"))
+        # the train-only model's test score: the train_val_es number, and under the merged
+        # protocols a second, clearly named record (it takes no part in any choice)
+        test = evaluate(model, split.train, split.test, [split.valid],
+                        batch_users=settings.eval_batch_users, device=device)
+        valid = outcome.best_valid
+        trained = TrainOnlyPhase(
+            {k: float(v) for k, v in valid.means.items()}, outcome.best_step, outcome.steps,
+            outcome.history, outcome.seconds_train, outcome.seconds_eval,
+            time.perf_counter() - t0 + outcome.seconds_before_resume,
+            {k: float(v) for k, v in test.means.items()}, outcome.resumed_at)
+    elif final_protocol == "train_val_es":
+        raise ValueError("a train-only phase given to a train_val_es run: nothing left to train")
+    t1 = time.perf_counter()
+    test_by_protocol = {"train_val_es": trained.test}
+    resumed = {"train": trained.resumed_at}
+    merged_wall = None
     if final_protocol != "train_val_es":
         merged = merge_train_valid(split)
         model = fresh_model(merged.train)
         if final_protocol == "merge_fixed":  # steps chosen on validation; test never looked at
             outcome_m = train_model(model, merged, settings, seed, target=None,
-                                    fixed_steps=steps_selected, tag=tag + "[merged] ",
+                                    fixed_steps=trained.best_step, tag=tag + "[merged] ",
                                     checkpoint=phase_checkpoint("merged"))
         else:  # merge_code: early-stops on the test split itself -> leaks; diagnosis only
             log.warning("final.protocol merge_code early-stops on TEST: leaked, never headline")
             outcome_m = train_model(model, merged, settings, seed, target="test",
                                     tag=tag + "[merge_code] ", checkpoint=phase_checkpoint("merged"))
-        outcomes["merged"] = outcome_m
+        resumed["merged"] = outcome_m.resumed_at
         model = outcome_m.model
         test = evaluate(model, merged.train, split.test, batch_users=settings.eval_batch_users,
                         device=device)
         test_by_protocol[final_protocol] = {k: float(v) for k, v in test.means.items()}
-    wall = time.perf_counter() - t0 + sum(o.seconds_before_resume for o in outcomes.values())
+        merged_wall = time.perf_counter() - t1 + outcome_m.seconds_before_resume
     n_tables = model.n_tables
     acct = account(mask, n_tables, gmf_dense(model_name, model.hparams)) if mask is not None else {
         "params": model.masked_nnz(), "sparsity": 0.0, "density": 1.0,
         "capacity": model.masked_nnz()}
     per_epoch = split.batches_per_epoch(settings.batch_size)
     record = {
-        "valid": {k: float(v) for k, v in outcome.best_valid.means.items()},
-        "test": {k: float(v) for k, v in test.means.items()},
+        "valid": trained.valid,
+        "test": test_by_protocol[final_protocol],
         "test_by_protocol": test_by_protocol,
         "users_evaluated_test": test.n_users_evaluated,
         **{k: acct[k] for k in ("params", "sparsity", "density", "capacity")},
-        "n_tables": n_tables, "steps_trained": outcome.steps, "best_step": steps_selected,
-        "epochs_trained": outcome.steps / per_epoch, "batches_per_epoch": per_epoch,
-        "wall_time_s": wall, "train_time_s": outcome.seconds_train,
-        "eval_time_s": outcome.seconds_eval, "seed": seed, "device": device,
+        "n_tables": n_tables, "steps_trained": trained.steps, "best_step": trained.best_step,
+        "epochs_trained": trained.steps / per_epoch, "batches_per_epoch": per_epoch,
+        "wall_time_s": trained.wall_s + (merged_wall or 0.0),
+        "merged_wall_time_s": merged_wall,  # the merged retraining's share of wall_time_s
+        "train_time_s": trained.seconds_train,
+        "eval_time_s": trained.seconds_eval, "seed": seed, "device": device,
         "final_protocol": final_protocol, "data_manifest_sha256": split.manifest_sha256,
         "rewound": initial_tables is not None,
-        "resumed": {phase: o.resumed_at for phase, o in outcomes.items()
-                    if o.resumed_at is not None},
+        "resumed": {phase: at for phase, at in resumed.items() if at is not None},
         "train_settings": settings.__dict__ | {"device": device}, "model_hparams": model.hparams,
-        "history": outcome.history,
+        "history": trained.history,
     }
-    return {"model": model, "valid": outcome.best_valid, "test": test, "record": record}
+    return {"model": model, "valid": valid, "test": test, "record": record}

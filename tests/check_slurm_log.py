@@ -28,13 +28,15 @@ DONE_RE = re.compile(r"^(\d+) of (\d+) steps \(100%\) done$")
 REPO = Path(__file__).resolve().parents[1]
 
 
-def workflow_local_rules(repo: Path = REPO) -> set[str]:
-    """The rules the workflow itself marks ``localrule: True`` (read by loading the Snakefile)."""
+def workflow_local_rules(repo: Path = REPO, configfiles: tuple[Path, ...] = ()) -> set[str]:
+    """The rules the workflow itself marks ``localrule: True`` (read by loading the Snakefile,
+    with ``configfiles`` over its own)."""
     from snakemake.api import SnakemakeApi
-    from snakemake.settings.types import OutputSettings, ResourceSettings
+    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
 
     with SnakemakeApi(OutputSettings()) as api:
         workflow = api.workflow(resource_settings=ResourceSettings(cores=1),
+                                config_settings=ConfigSettings(configfiles=configfiles),
                                 snakefile=repo / "Snakefile", workdir=repo)
         return set(workflow._workflow._localrules)  # Snakemake keeps them in this one set
 

@@ -5,7 +5,8 @@ import json
 
 import numpy as np
 
-from check_slurm_log import parse_log, placement_problems, record_problems, workflow_local_rules
+from check_slurm_log import (REPO, parse_log, placement_problems, record_problems,
+                             workflow_local_rules)
 from run_comparison import compare_runs
 
 METRICS = "results/runs/ml-100k/lightgcn/es/c80/seed0/metrics.json"
@@ -103,5 +104,8 @@ def test_every_trained_record_names_a_slurm_job_of_the_run_and_gap_records_hold_
 def test_the_workflow_marks_only_the_light_bookkeeping_rules_local():
     # read from the Snakefile itself; `use rule ... with:` does not inherit `localrule`, so the
     # interval variant of ciess_select carries its own
-    assert workflow_local_rules() == {"fetch_dataset", "ciess_candidates", "ciess_candidate_mask",
-                                      "ciess_select", "ciess_select_interval", "aggregate_results"}
+    bookkeeping = {"fetch_dataset", "ciess_candidates", "ciess_candidate_mask", "aggregate_results"}
+    assert workflow_local_rules() == bookkeeping | {"ciess_select", "ciess_select_interval"}
+    # under the paper's merge_fixed a selection retrains its chosen candidate merged
+    # (`merged_retraining: chosen`): a training job like any other
+    assert workflow_local_rules(configfiles=(REPO / "config" / "config.yaml",)) == bookkeeping

@@ -7,7 +7,8 @@ time is the sum of its iterations' train, evaluate and RL seconds in ``search_lo
 retraining of every candidate it sent to selection. One search serves every budget of its method
 (and seed): each budget's Table 1 row carries an equal share of it (``search_share_s``), so the
 shares add up to the search once, and ``cost_totals`` counts every search once; a CIESS
-result's own retraining is one of its candidates' and is counted with them, not again.
+result's own retraining is one of its candidates' and is counted with them, not again, except
+its merged retraining when that ran after the selection (``merged_retraining: chosen``).
 Diagnostic selections (Figure 5's pools, a recipe's whole-search selection) have no row.
 """
 from __future__ import annotations
@@ -29,6 +30,14 @@ def _records(root: Path):
             yield path, rec
 
 
+def _retrained_after_selection_s(rec: dict) -> float:
+    """Seconds a CIESS selection trained itself: the chosen candidate's merged retraining when
+    the candidates were trained on train only; 0 when the result is a candidate's record."""
+    if not (rec.get("selection") or {}).get("merged_after_selection"):
+        return 0.0
+    return rec.get("merged_wall_time_s") or 0.0
+
+
 def cost_table(root: str | Path) -> pd.DataFrame:
     """One row per (dataset, model, method, budget, seed): params, sparsity, search seconds,
     retraining seconds (candidates' retraining included for CIESS)."""
@@ -44,7 +53,12 @@ def cost_table(root: str | Path) -> pd.DataFrame:
                 rec.get("wall_time_s", 0.0)
             continue
         if not is_table_row(rec):  # a diagnostic selection (a pool, a recipe's whole search):
-            continue  # its search and candidates are its Table 1 row's, counted there once
+            # its search and candidates are its Table 1 row's, counted there once; a merged
+            # retraining it ran itself goes with the candidates' retraining
+            if rec.get("search"):
+                candidates[key + (rec["search"],)] = \
+                    candidates.get(key + (rec["search"],), 0.0) + _retrained_after_selection_s(rec)
+            continue
         search_s = None
         if rec.get("search"):
             log = root / "search" / rec["dataset"] / rec["model"] / rec["search"] / \
@@ -64,8 +78,10 @@ def cost_table(root: str | Path) -> pd.DataFrame:
                      "budget": budget, "seed": rec["seed"], "params": rec["params"],
                      "sparsity": rec["sparsity"], "search_s": search_s,
                      "retrain_s": rec.get("wall_time_s"),
-                     # a CIESS result's retraining is its chosen candidate's, among the candidates
-                     "retrain_is_candidate": bool(rec.get("candidate_method"))})
+                     # what cost_totals adds: a CIESS result's retraining is its chosen
+                     # candidate's, among the candidates, but for a merged retraining of its own
+                     "retrain_own_s": _retrained_after_selection_s(rec)
+                     if rec.get("candidate_method") else rec.get("wall_time_s")})
     out = pd.DataFrame(rows)
     if out.empty:
         return out
@@ -98,8 +114,8 @@ def cost_totals(costs: pd.DataFrame) -> pd.DataFrame:
     is among its candidates'), and a last row for everything together."""
     if costs.empty:
         return costs
-    c = costs.fillna({"search_share_s": 0.0, "candidates_share_s": 0.0, "retrain_s": 0.0})
-    c = c.assign(retrain_s=c["retrain_s"].where(~c["retrain_is_candidate"].astype(bool), 0.0))
+    c = costs.fillna({"search_share_s": 0.0, "candidates_share_s": 0.0, "retrain_own_s": 0.0})
+    c = c.assign(retrain_s=c["retrain_own_s"])
     g = c.groupby(["dataset", "model", "method_label"], dropna=False)
     out = g.agg(runs=("retrain_s", "size"), seeds=("seed", "nunique"),
                 search_min=("search_share_s", "sum"),

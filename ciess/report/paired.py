@@ -30,8 +30,8 @@ def paired_bootstrap(ours: np.ndarray, ref: np.ndarray, n_boot: int = 2000, seed
 
 def runs_frame(metric_files) -> pd.DataFrame:
     """The runs ``paired_vs`` reads, from metrics JSONs (verified reader; candidates left out;
-    a CIESS result points to its chosen candidate's run, whose per-user values it reports)."""
-    from ciess.report.records import chosen_candidate_path, read_record
+    a CIESS result points to the run whose per-user values it reports: ``reported_run_path``)."""
+    from ciess.report.records import read_record, reported_run_path
     from ciess.report.reports import is_table_row, run_columns
 
     rows = []
@@ -41,7 +41,7 @@ def runs_frame(metric_files) -> pd.DataFrame:
             continue
         if not is_table_row(rec):  # a diagnostic pool: not the method's Table 1 row
             continue
-        path = chosen_candidate_path(path, rec)  # a CIESS result: its candidate's retraining
+        path = reported_run_path(path, rec)  # a CIESS result: usually its candidate's retraining
         rows.append({"dataset": rec["dataset"], "model": rec["model"], "budget": rec["budget"],
                      "method_label": run_columns(rec, path)["method_label"],
                      "seed": rec["seed"], "path": path})

@@ -108,3 +108,12 @@ def chosen_candidate_path(path: str | Path, rec: dict) -> Path:
     if not rec.get("candidate_method"):
         return path
     return path.parents[3] / rec["candidate_method"] / "cand" / path.parent.name / path.name
+
+
+def reported_run_path(path: str | Path, rec: dict) -> Path:
+    """The record whose retraining ``rec`` reports (its per-user test values sit beside it):
+    its own, or for a CIESS selection the chosen candidate's, unless the selection ran the
+    candidate's merged retraining itself (``merged_retraining: chosen``)."""
+    if (rec.get("selection") or {}).get("merged_after_selection"):
+        return Path(path)
+    return chosen_candidate_path(path, rec)

@@ -65,42 +65,54 @@ rule ciess_candidate_mask:
         "../scripts/ciess_candidate_mask.py"
 
 
+SELECTION_TRAINS = merges_chosen_only()  # the selection retrains the chosen candidate merged
+
+
 rule ciess_select:
     input:
+        unpack(select_inputs),
         candidates="results/search/{dataset}/{model}/ciess-{search}/seed{seed}/candidates/all/{budget}.csv",
-        metrics=candidate_metrics,
     output:
         metrics="results/runs/{dataset}/{model}/ciess-{search}/{budget}/seed{seed}/metrics.json",
         selection="results/runs/{dataset}/{model}/ciess-{search}/{budget}/seed{seed}/selection.csv",
     log:
         "results/logs/ciess_select/{dataset}/{model}/{search}/all/{budget}/seed{seed}.log",
-    localrule: True
+    localrule: not SELECTION_TRAINS
     conda:
         "../../environment.yml"
+    threads: config["threads"] if SELECTION_TRAINS else 1
     resources:
-        **config["resources"]["bookkeeping"],
+        **config["resources"]["training" if SELECTION_TRAINS else "bookkeeping"],
     params:
         method=lambda wc: ciess_method(wc.search),
         description=lambda wc: run_description(ciess_method(wc.search), wc.budget, wc.dataset),
+        merge_chosen=SELECTION_TRAINS,
+        final_protocol=config["final_protocol"],
+        train=train_params,
+        model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
     script:
         "../scripts/ciess_select.py"
 
 
 use rule ciess_select as ciess_select_interval with:
     input:
+        unpack(select_inputs),
         candidates="results/search/{dataset}/{model}/ciess-{search}/seed{seed}/candidates/{pool}/{budget}.csv",
-        metrics=candidate_metrics,
     output:
         metrics="results/runs/{dataset}/{model}/ciess-{search}-{pool}/{budget}/seed{seed}/metrics.json",
         selection="results/runs/{dataset}/{model}/ciess-{search}-{pool}/{budget}/seed{seed}/selection.csv",
     log:
         "results/logs/ciess_select/{dataset}/{model}/{search}/{pool}/{budget}/seed{seed}.log",
-    localrule: True
+    localrule: not SELECTION_TRAINS  # `use rule` does not carry localrule over
     params:
         method=lambda wc: ciess_method(wc.search, wc.pool),
         description=lambda wc: run_description(
             ciess_method(wc.search, wc.pool), wc.budget, wc.dataset
         ),
+        merge_chosen=SELECTION_TRAINS,
+        final_protocol=config["final_protocol"],
+        train=train_params,
+        model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
 
 
 ruleorder: ciess_select > ciess_select_interval > retrain_masked

@@ -230,6 +230,32 @@ def allow_not_reached(wildcards):
     return not main
 
 
+def merges_chosen_only():
+    """Candidates retrained on train only, the chosen one's merged retraining in its selection:
+    ``ciess.selection.merged_retraining: chosen`` under a final protocol that has a merged
+    retraining (docs/ciess.md section 11). Under train_val_es a candidate's run is the whole."""
+    return (
+        config["ciess"]["selection"]["merged_retraining"] == "chosen"
+        and config["final_protocol"] != "train_val_es"
+    )
+
+
+def run_protocol(wildcards):
+    """The final protocol a retrain_masked job runs: a candidate's train-only part when the
+    selection retrains only the chosen candidate merged; else the profile's."""
+    if wildcards.budget == "cand" and merges_chosen_only():
+        return "train_val_es"
+    return config["final_protocol"]
+
+
+def select_inputs(wildcards):
+    """A selection's candidates and their records; the split too where it retrains one."""
+    out = {"metrics": candidate_metrics(wildcards)}
+    if merges_chosen_only():
+        out |= {"manifest": split_manifest(wildcards.dataset), "split_files": split_files(wildcards)}
+    return out
+
+
 def candidate_metrics(wildcards):
     """The retrained candidates of one (search, pool, budget): known once candidates exist."""
     pool = wildcards.get("pool", "all")

@@ -45,7 +45,7 @@ rule retrain_masked:
         **config["resources"]["training"],
     params:
         train=train_params,
-        final_protocol=config["final_protocol"],
+        final_protocol=run_protocol,
         model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
         method=lambda wc: wc.method,
         method_settings=lambda wc: method_settings(wc.method),

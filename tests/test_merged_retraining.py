@@ -14,6 +14,7 @@ from ciess.labels import describe_run
 from ciess.masks import save_mask, sizes_mask
 from ciess.per_user import read_per_user
 from ciess.report.costs import cost_table, cost_totals
+from ciess.report.paired import runs_frame
 from ciess.runs import train_and_record
 from ciess.search.selective_retraining import MergeChosen, write_selection
 from tests.helpers import written_split
@@ -140,12 +141,29 @@ def test_a_train_only_candidate_is_never_a_merged_profiles_result(tmp_path):
                 "metrics.json").exists()
 
 
-def test_the_cost_table_counts_a_merged_retraining_after_selection_once(tmp_path):
-    manifest, cands, paths = _candidates(tmp_path, "train_val_es")
-    out, result = _select(tmp_path, manifest, cands, paths, merges=True)
+def _labelled(out, paths):
     for path in [*paths, out / "metrics.json"]:  # the labels a workflow run carries
         rec = read_json(path)
         write_json(path, {**rec, **describe_run(rec["method"], rec["budget"], lambda *a: None)})
+
+
+@pytest.mark.parametrize("protocol", ["train_val_es", "merge_fixed"])
+def test_paired_values_come_from_the_run_that_made_the_result(tmp_path, protocol):
+    """A selection that retrained its candidate merged has its own per-user values; one that
+    copied a candidate's record reads the candidate's."""
+    manifest, cands, paths = _candidates(tmp_path, protocol)
+    out, _ = _select(tmp_path, manifest, cands, paths, merges=True)
+    _labelled(out, paths)
+    frame = runs_frame([out / "metrics.json"])
+    assert frame["path"].tolist() == [out / "metrics.json" if protocol == "train_val_es"
+                                      else paths[1]]
+    assert read_per_user(frame["path"].iloc[0]) is not None
+
+
+def test_the_cost_table_counts_a_merged_retraining_after_selection_once(tmp_path):
+    manifest, cands, paths = _candidates(tmp_path, "train_val_es")
+    out, result = _select(tmp_path, manifest, cands, paths, merges=True)
+    _labelled(out, paths)
     costs = cost_table(tmp_path)
     row = costs[costs["budget"] == "c80"].iloc[0]
     candidates_s = sum(read_json(p)["wall_time_s"] for p in paths)

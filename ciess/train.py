@@ -295,8 +295,8 @@ def run_masked_training(split: SplitData, model_name: str, mask: Mask | None, se
     merged retraining runs, and the record is the one the whole run would have written (the
     merged phase draws from ``seed`` afresh and takes nothing from the train-only phase but its
     number of steps), with the wall time of both.
-    Returns a dict with the model (None when nothing ran), the validation result (None when
-    ``trained`` gave it), the test result and a metrics record.
+    Returns a dict with the model, the validation result (None when ``trained`` gave it), the
+    test result and a metrics record.
     """
     phase_checkpoint = checkpoint_for or (lambda phase: None)
     if final_protocol not in FINAL_PROTOCOLS:
@@ -308,7 +308,7 @@ def run_masked_training(split: SplitData, model_name: str, mask: Mask | None, se
                              initial_tables)
 
     t0 = time.perf_counter()
-    model, valid, test = None, None, None
+    valid = None
     if trained is None:
         model = fresh_model(split.train)
         outcome = train_model(model, split, settings, seed, tag=tag,

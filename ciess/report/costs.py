@@ -13,6 +13,7 @@ Diagnostic selections (Figure 5's pools, a recipe's whole-search selection) have
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
@@ -42,22 +43,20 @@ def cost_table(root: str | Path) -> pd.DataFrame:
     """One row per (dataset, model, method, budget, seed): params, sparsity, search seconds,
     retraining seconds (candidates' retraining included for CIESS)."""
     root = Path(root)
-    candidates: dict[tuple, float] = {}
+    candidates: dict[tuple, float] = defaultdict(float)  # (dataset, model, seed, search) -> s
     rows = []
     for path, rec in _records(root):
         method, budget = rec["method"], rec.get("budget", "dense")
         key = (rec["dataset"], rec["model"], rec["seed"])
         label = run_columns(rec, path)["method_label"]
         if label == CANDIDATE_LABEL:  # a retrained candidate: part of its search's cost
-            candidates[key + (rec["search"],)] = candidates.get(key + (rec["search"],), 0.0) + \
-                rec.get("wall_time_s", 0.0)
+            candidates[key + (rec["search"],)] += rec.get("wall_time_s", 0.0)
             continue
         if not is_table_row(rec):  # a diagnostic selection (a pool, a recipe's whole search):
             # its search and candidates are its Table 1 row's, counted there once; a merged
             # retraining it ran itself goes with the candidates' retraining
             if rec.get("search"):
-                candidates[key + (rec["search"],)] = \
-                    candidates.get(key + (rec["search"],), 0.0) + _retrained_after_selection_s(rec)
+                candidates[key + (rec["search"],)] += _retrained_after_selection_s(rec)
             continue
         search_s = None
         if rec.get("search"):

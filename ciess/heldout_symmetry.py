@@ -38,7 +38,7 @@ from ciess.evaluate import evaluate
 from ciess.io import atomic_path
 from ciess.masks import Mask, account, elements_mask, load_mask, sizes_mask
 from ciess.models.registry import model_spec
-from ciess.profiles import load_profile
+from ciess.profiles import load_profile, model_train_block
 from ciess.progress import Progress
 from ciess.data.read_split import SplitData, load_split
 from ciess.train import TrainSettings, initial_model, resolve_device, train_model
@@ -142,10 +142,12 @@ def parse_model_options(items: list[str], model_name: str) -> dict:
     return options
 
 
-def train_settings(profile: Path | None) -> TrainSettings:
-    """The `train:` block of the embedded default with ``profile`` (an overlay) applied."""
-    train = load_profile(*([profile] if profile else []), root=Path.cwd())["train"]
-    return TrainSettings.from_config({**train, "device": "cpu"})
+def train_settings(profile: Path | None, model: str) -> TrainSettings:
+    """What a run of ``model`` trains with in the embedded default with ``profile`` (an overlay)
+    applied: its `train:` block and the model's `train_overrides:` entry (NGCF's longer cap in
+    the reference profile), as the workflow's training jobs get it."""
+    config = load_profile(*([profile] if profile else []), root=Path.cwd())
+    return TrainSettings.from_config({**model_train_block(config, model), "device": "cpu"})
 
 
 def main(argv=None) -> int:
@@ -166,7 +168,7 @@ def main(argv=None) -> int:
     model_options = parse_model_options(args.model_option, args.model)  # refused before loading
     options_text = yaml.safe_dump(model_options, default_flow_style=True).strip()
     split = load_split(args.manifest)
-    settings = train_settings(args.profile)
+    settings = train_settings(args.profile, args.model)
     masks = dict(item.split("=", 1) for item in args.mask)
     done = pd.read_csv(args.out) if args.out.exists() else pd.DataFrame()
     # a row counts as done only for the same model and model options (rows written before these

@@ -41,3 +41,11 @@ def load_profile(*overlays: Path | str, root: Path = REPO) -> dict:
     for path in (*EMBEDDED_DEFAULT, *overlays):
         config = merged(config, read_yaml(root / path))
     return config
+
+
+def model_train_block(config: dict, model: str | None) -> dict:
+    """The `train:` block a run of ``model`` trains with: config ``train:`` with the model's
+    ``train_overrides:`` entry over it (``model=None``: the block as it is). The workflow's training
+    jobs and the diagnostics outside Snakemake both read a model's settings here."""
+    overrides = (config.get("train_overrides") or {}).get(model, {}) if model else {}
+    return {**config["train"], **overrides}

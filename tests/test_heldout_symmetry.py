@@ -2,12 +2,15 @@
 sizes and budget, and both held-out parts are scored with the other one excluded."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from ciess import heldout_symmetry as hs
 from ciess.masks import count_params, elements_mask, save_mask, sizes_mask
+from ciess.profiles import REPO, load_profile
 from ciess.train import TrainSettings
 from helpers import random_split
 
@@ -129,3 +132,15 @@ def test_model_options_reach_the_model_and_the_rows(tmp_path, monkeypatch):
         hs.main(args + ["--model-option", "propagaton=authors"])
     with pytest.raises(SystemExit, match="expected KEY=VALUE"):
         hs.main(args + ["--model-option", "authors"])
+
+
+def test_a_models_train_overrides_reach_the_diagnostic(monkeypatch):
+    """The diagnostic trains each model as the workflow does: the reference profile's NGCF runs
+    get NGCF's own cap (train_overrides.ngcf), LightGCN's the `train:` block's."""
+    monkeypatch.chdir(REPO)  # the CLI reads --profile relative to the working directory
+    profile = Path("config/reference.yaml")
+    config = load_profile(profile)
+    ngcf, lightgcn = hs.train_settings(profile, "ngcf"), hs.train_settings(profile, "lightgcn")
+    assert ngcf.max_batches == config["train_overrides"]["ngcf"]["max_batches"]
+    assert lightgcn.max_batches == config["train"]["max_batches"] != ngcf.max_batches
+    assert ngcf.batch_size == lightgcn.batch_size == config["train"]["batch_size"]

@@ -6,6 +6,7 @@ from snakemake.utils import validate
 
 from ciess import labels
 from ciess.config_checks import rename_deprecated
+from ciess.profiles import model_train_block
 
 # jsonschema registers an "iri" format check by importing rfc3987_syntax, which builds its grammar
 # at import: 1.2 s of every Snakemake start-up, two of which every cluster job pays. The config
@@ -109,5 +110,4 @@ def train_params(wildcards=None):
     """The shared training settings a training job receives: config `train:`, the model's
     `train_overrides:` entry (a job with a model wildcard) and the device."""
     model = getattr(wildcards, "model", None) if wildcards is not None else None
-    overrides = config.get("train_overrides", {}).get(model, {}) if model else {}
-    return {**config["train"], **overrides, "device": config["device"]}
+    return {**model_train_block(config, model), "device": config["device"]}

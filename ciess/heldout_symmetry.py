@@ -38,7 +38,7 @@ from ciess.evaluate import evaluate
 from ciess.io import atomic_path
 from ciess.masks import Mask, account, elements_mask, load_mask, sizes_mask
 from ciess.models.registry import model_spec
-from ciess.profiles import load_profile, model_train_block
+from ciess.profiles import load_profile, model_overrides_block, model_train_block
 from ciess.progress import Progress
 from ciess.data.read_split import SplitData, load_split
 from ciess.train import TrainSettings, initial_model, resolve_device, train_model
@@ -142,11 +142,15 @@ def parse_model_options(items: list[str], model_name: str) -> dict:
     return options
 
 
-def train_settings(profile: Path | None, model: str) -> TrainSettings:
-    """What a run of ``model`` trains with in the embedded default with ``profile`` (an overlay)
-    applied: its `train:` block and the model's `train_overrides:` entry (NGCF's longer cap in
-    the reference profile), as the workflow's training jobs get it."""
-    config = load_profile(*([profile] if profile else []), root=Path.cwd())
+def profile_config(profile: Path | None) -> dict:
+    """The embedded default with ``profile`` (an overlay, relative to the working directory)."""
+    return load_profile(*([profile] if profile else []), root=Path.cwd())
+
+
+def train_settings(config: dict, model: str) -> TrainSettings:
+    """What a run of ``model`` trains with under ``config``: its `train:` block and the model's
+    `train_overrides:` entry (NGCF's longer cap in the reference profile), as the workflow's
+    training jobs get it."""
     return TrainSettings.from_config({**model_train_block(config, model), "device": "cpu"})
 
 
@@ -159,16 +163,22 @@ def main(argv=None) -> int:
     p.add_argument("--variants", nargs="+", default=["as_is"], choices=VARIANTS)
     p.add_argument("--model", default="lightgcn")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--profile", type=Path, help="overlay profile whose train: block to use")
+    p.add_argument("--profile", type=Path,
+                   help="overlay profile whose train: block and the model's train_overrides and "
+                        "model_overrides entries apply, as in the workflow")
     p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a model default (e.g. propagation=authors for NGCF); "
-                        "recorded in every row's model_options")
+                   help="override a model default or the profile's entry (e.g. "
+                        "propagation=authors for NGCF); every row records the options the model "
+                        "was built with in model_options")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    model_options = parse_model_options(args.model_option, args.model)  # refused before loading
+    cli_options = parse_model_options(args.model_option, args.model)  # refused before loading
+    config = profile_config(args.profile)
+    # the profile's model_overrides entry, as the workflow builds the model; --model-option over it
+    model_options = {**model_overrides_block(config, args.model), **cli_options}
     options_text = yaml.safe_dump(model_options, default_flow_style=True).strip()
     split = load_split(args.manifest)
-    settings = train_settings(args.profile, args.model)
+    settings = train_settings(config, args.model)
     masks = dict(item.split("=", 1) for item in args.mask)
     done = pd.read_csv(args.out) if args.out.exists() else pd.DataFrame()
     # a row counts as done only for the same model and model options (rows written before these

@@ -84,7 +84,7 @@ def differences(a: dict, b: dict) -> list[str]:
 
 def main(argv=None) -> int:
     from ciess.data.read_split import load_split
-    from ciess.profiles import load_profile
+    from ciess.profiles import load_profile, model_overrides_block
 
     p = argparse.ArgumentParser(description="Rebuild a rewinding method's init_state.pt.")
     p.add_argument("manifest", help="the split's manifest.json")
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     p.add_argument("--same-as", help="a kept init_state.pt that the rebuilt one must equal")
     args = p.parse_args(argv)
     split = load_split(args.manifest)
-    overrides = (load_profile(*args.profile).get("model_overrides") or {}).get(args.model, {})
+    overrides = model_overrides_block(load_profile(*args.profile), args.model)
     _, tables = search_start(args.model, split, args.seed, "cpu", overrides)
     rebuilt = table_values(tables)
     if args.same_as:

@@ -49,3 +49,9 @@ def model_train_block(config: dict, model: str | None) -> dict:
     jobs and the diagnostics outside Snakemake both read a model's settings here."""
     overrides = (config.get("train_overrides") or {}).get(model, {}) if model else {}
     return {**config["train"], **overrides}
+
+
+def model_overrides_block(config: dict, model: str) -> dict:
+    """The model options a run of ``model`` is built with beyond its defaults: the profile's
+    ``model_overrides:`` entry for it (empty where the profile names none)."""
+    return dict((config.get("model_overrides") or {}).get(model) or {})

@@ -139,8 +139,34 @@ def test_a_models_train_overrides_reach_the_diagnostic(monkeypatch):
     get NGCF's own cap (train_overrides.ngcf), LightGCN's the `train:` block's."""
     monkeypatch.chdir(REPO)  # the CLI reads --profile relative to the working directory
     profile = Path("config/reference.yaml")
-    config = load_profile(profile)
-    ngcf, lightgcn = hs.train_settings(profile, "ngcf"), hs.train_settings(profile, "lightgcn")
+    config = hs.profile_config(profile)
+    assert config == load_profile(profile)
+    ngcf, lightgcn = hs.train_settings(config, "ngcf"), hs.train_settings(config, "lightgcn")
     assert ngcf.max_batches == config["train_overrides"]["ngcf"]["max_batches"]
     assert lightgcn.max_batches == config["train"]["max_batches"] != ngcf.max_batches
     assert ngcf.batch_size == lightgcn.batch_size == config["train"]["batch_size"]
+
+
+def test_a_profiles_model_overrides_reach_the_model_under_the_cli_options(tmp_path, monkeypatch):
+    """A profile's model_overrides entry builds the model as in the workflow; --model-option
+    overrides it, and the row records the options the model was built with."""
+    split = random_split(n_users=40, n_items=30, per_user=12)
+    monkeypatch.setattr(hs, "load_split", lambda manifest: split)
+    monkeypatch.setattr(hs, "train_settings", lambda *a: TRAIN)
+    built = []
+    real = hs.initial_model
+    monkeypatch.setattr(hs, "initial_model",
+                        lambda *a, **k: built.append(real(*a, **k)) or built[-1])
+    profile = tmp_path / "over.yaml"
+    profile.write_text("model_overrides: {ngcf: {propagation: recbole, node_dropout: 0.0}}\n")
+    path = tmp_path / "m.npz"
+    save_mask(path, sizes_mask(np.full(40, 8), np.full(30, 8)))
+    out = tmp_path / "sym.csv"
+    args = ["manifest.json", str(out), "--mask", f"x={path}", "--model", "ngcf",
+            "--profile", str(profile)]
+    assert hs.main(args) == 0
+    assert built[0].propagation == "recbole" and built[0].node_dropout == 0.0
+    assert hs.main(args + ["--model-option", "propagation=authors"]) == 0
+    assert built[1].propagation == "authors" and built[1].node_dropout == 0.0
+    assert list(pd.read_csv(out)["model_options"]) == [
+        "{node_dropout: 0.0, propagation: recbole}", "{node_dropout: 0.0, propagation: authors}"]

@@ -21,7 +21,7 @@ rule ciess_search:
         ciess=search_config,
         search=lambda wc: planned_search(wc.search).__dict__,
         train=train_params,
-        model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
+        model_overrides=lambda wc: model_overrides_block(config, wc.model),
     script:
         "../scripts/ciess_search.py"
 
@@ -89,7 +89,7 @@ rule ciess_select:
         merge_chosen=SELECTION_TRAINS,
         final_protocol=config["final_protocol"],
         train=train_params,
-        model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
+        model_overrides=lambda wc: model_overrides_block(config, wc.model),
     script:
         "../scripts/ciess_select.py"
 
@@ -112,7 +112,7 @@ use rule ciess_select as ciess_select_interval with:
         merge_chosen=SELECTION_TRAINS,
         final_protocol=config["final_protocol"],
         train=train_params,
-        model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
+        model_overrides=lambda wc: model_overrides_block(config, wc.model),
 
 
 ruleorder: ciess_select > ciess_select_interval > retrain_masked

@@ -6,7 +6,7 @@ from snakemake.utils import validate
 
 from ciess import labels
 from ciess.config_checks import rename_deprecated
-from ciess.profiles import model_train_block
+from ciess.profiles import model_overrides_block, model_train_block
 
 # jsonschema registers an "iri" format check by importing rfc3987_syntax, which builds its grammar
 # at import: 1.2 s of every Snakemake start-up, two of which every cluster job pays. The config

@@ -21,6 +21,6 @@ rule size_response:
         lam=lambda wc: config["ciess"]["lambda"][wc.dataset],
         reward=config["ciess"]["reward"],
         train=train_params,
-        model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
+        model_overrides=lambda wc: model_overrides_block(config, wc.model),
     script:
         "../scripts/size_response.py"

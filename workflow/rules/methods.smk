@@ -23,6 +23,6 @@ for _method, _spec in config["methods"].items():
             method_params=_spec["params"],
             module=_spec.get("module"),
             train=train_params,
-            model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
+            model_overrides=lambda wc: model_overrides_block(config, wc.model),
         script:
             "../scripts/make_masks.py"

@@ -20,7 +20,7 @@ rule pretrain_full:
     params:
         train=train_params,
         final_protocol=config["final_protocol"],
-        model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
+        model_overrides=lambda wc: model_overrides_block(config, wc.model),
         method="full",
         method_settings={},
         budget="dense",
@@ -46,7 +46,7 @@ rule retrain_masked:
     params:
         train=train_params,
         final_protocol=run_protocol,
-        model_overrides=lambda wc: config["model_overrides"].get(wc.model, {}),
+        model_overrides=lambda wc: model_overrides_block(config, wc.model),
         method=lambda wc: wc.method,
         method_settings=lambda wc: method_settings(wc.method),
         budget=lambda wc: wc.budget,

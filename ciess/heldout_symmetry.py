@@ -44,22 +44,30 @@ from ciess.data.read_split import SplitData, load_split
 from ciess.train import TrainSettings, initial_model, resolve_device, train_model
 
 log = logging.getLogger(__name__)
-VARIANTS = ("as_is", "popularity", "shuffled", "tables_even", "sides_even")
+VARIANTS = ("as_is", "popularity", "shuffled", "tables_even", "sides_even", "prefixes")
 REPORTED = ("avg", "recall@20", "ndcg@20")
 
 
 def rearranged(mask: Mask, variant: str, split: SplitData, seed: int) -> Mask:
     """The mask itself, its sizes (per side) re-assigned by popularity or at random,
-    (``tables_even``) a per-table mask's entries per entity spread evenly over its tables, or
-    (``sides_even``) each side's entries spread evenly over its entities."""
+    (``tables_even``) a per-table mask's entries per entity spread evenly over its tables,
+    (``sides_even``) each side's entries spread evenly over its entities, or (``prefixes``) an
+    elements mask's entries per entity kept as a prefix (which dimensions a search kept, against
+    how many). The size-based variants read a one-matrix elements mask (PEP on LightGCN or NGCF)
+    as its prefixes first."""
     if variant == "as_is":
         return mask
     if variant == "tables_even":
         return tables_even(mask)
-    if mask.kind != "sizes":
-        raise ValueError(f"variant {variant!r} needs a sizes mask, got {mask.kind}")
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if mask.kind != "sizes":
+        if mask.per_table:
+            raise ValueError(f"variant {variant!r} needs a sizes mask or an elements mask of one "
+                             f"matrix per side, got one matrix per table (use tables_even)")
+        mask = prefixes(mask)
+    if variant == "prefixes":
+        return mask
     if variant == "sides_even":
         return sides_even(mask)
     pop, rng = split.popularity(), np.random.default_rng(seed)
@@ -74,6 +82,13 @@ def rearranged(mask: Mask, variant: str, split: SplitData, seed: int) -> Mask:
         new[order] = ordered
         out[side] = new
     return sizes_mask(out["user"], out["item"], **{**mask.meta, "rearranged": variant})
+
+
+def prefixes(mask: Mask) -> Mask:
+    """A one-matrix elements mask as a sizes mask: each entity keeps as many dimensions as it
+    kept entries, as a prefix (parameters kept exactly)."""
+    return sizes_mask(mask.row_nnz("user"), mask.row_nnz("item"),
+                      **{**mask.meta, "rearranged": "prefixes"})
 
 
 def sides_even(mask: Mask) -> Mask:

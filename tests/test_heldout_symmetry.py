@@ -52,6 +52,24 @@ def test_tables_even_keeps_each_entitys_entries_and_splits_them_over_its_tables(
         hs.rearranged(sizes_mask(np.ones(50), np.ones(40)), "tables_even", split, seed=0)
 
 
+
+def test_prefixes_keep_each_entitys_entry_count_as_a_prefix():
+    """A one-matrix elements mask (PEP on LightGCN/NGCF) as prefixes: the same entries per entity
+    and parameters, only which dimensions are kept changes; the size-based variants read it so."""
+    split = random_split(n_users=50, n_items=40, per_user=10, seed=1)
+    rng = np.random.default_rng(0)
+    mask = elements_mask(rng.random((50, 128)) < 0.2, rng.random((40, 128)) < 0.1)
+    pre = hs.rearranged(mask, "prefixes", split, seed=0)
+    assert pre.kind == "sizes"
+    assert (pre.user == mask.user.sum(axis=1)).all() and (pre.item == mask.item.sum(axis=1)).all()
+    assert count_params(pre) == count_params(mask)
+    even = hs.rearranged(mask, "sides_even", split, seed=0)
+    assert even.kind == "sizes" and count_params(even) == count_params(mask)
+    assert np.ptp(even.user) <= 1 and np.ptp(even.item) <= 1
+    per_table = elements_mask(rng.random((2, 50, 128)) < 0.2, rng.random((2, 40, 128)) < 0.1)
+    with pytest.raises(ValueError, match="one matrix per table"):
+        hs.rearranged(per_table, "prefixes", split, seed=0)
+
 def test_sides_even_gives_each_side_its_mean_size_and_keeps_the_parameters():
     split = random_split(n_users=50, n_items=40, per_user=10, seed=1)
     rng = np.random.default_rng(0)

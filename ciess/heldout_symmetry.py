@@ -14,7 +14,9 @@ and scored both ways. Variants of a sizes mask isolate *which* part carries the 
 popularity (largest to the most frequent), ``shuffled`` in a seeded random order; for a model
 with several tables, ``tables_even`` keeps each entity's number of entries and spreads them evenly
 over its tables (``--model neumf``); ``sides_even`` gives every entity of a side the side's mean
-size (what the user/item split alone is worth).
+size (what the user/item split alone is worth); ``prefixes`` keeps an elements mask's entries per
+entity as a prefix (which dimensions a search kept, against how many: PEP on NGCF). The
+size-based variants read an elements mask of one matrix per side as its prefixes.
 
     python -m ciess.heldout_symmetry results/data/ml-1m/split/manifest.json OUT.csv \\
         --profile config/reference.yaml --mask es-c90=PATH --mask ciess-c90=PATH \\

@@ -78,7 +78,7 @@ _check_config()
 from ciess.models.registry import gmf_dense, model_spec
 
 _dense_gmf_models = [
-    m for m in config["models"] if gmf_dense(m, config["model_overrides"].get(m))
+    m for m in config["models"] if gmf_dense(m, model_overrides_block(config, m))
 ]
 if _dense_gmf_models:
     from baselines import DENSE_GMF, dense_gmf_methods

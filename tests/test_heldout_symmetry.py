@@ -52,7 +52,6 @@ def test_tables_even_keeps_each_entitys_entries_and_splits_them_over_its_tables(
         hs.rearranged(sizes_mask(np.ones(50), np.ones(40)), "tables_even", split, seed=0)
 
 
-
 def test_prefixes_keep_each_entitys_entry_count_as_a_prefix():
     """A one-matrix elements mask (PEP on LightGCN/NGCF) as prefixes: the same entries per entity
     and parameters, only which dimensions are kept changes; the size-based variants read it so."""
@@ -69,6 +68,7 @@ def test_prefixes_keep_each_entitys_entry_count_as_a_prefix():
     per_table = elements_mask(rng.random((2, 50, 128)) < 0.2, rng.random((2, 40, 128)) < 0.1)
     with pytest.raises(ValueError, match="one matrix per table"):
         hs.rearranged(per_table, "prefixes", split, seed=0)
+
 
 def test_sides_even_gives_each_side_its_mean_size_and_keeps_the_parameters():
     split = random_split(n_users=50, n_items=40, per_user=10, seed=1)
